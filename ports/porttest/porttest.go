@@ -1,0 +1,219 @@
+// Package porttest provides an in-memory [ports.Port] for tests and
+// benchmarks: a test injects frames as if they arrived from the wire and
+// collects what the switch sent, with no kernel, device or privilege.
+//
+// Two kinds exist. [New] returns a port with a queue: Inject adds frames,
+// Sent and WaitSent return copies of what was transmitted. [NewReplay]
+// returns a port for benchmarks that receives the same frames forever and
+// only counts what it transmits, allocating nothing.
+package porttest
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xvswitch/xvs/ports"
+	"github.com/xvswitch/xvs/ring"
+)
+
+// DefaultMTU is the MTU of in-memory ports.
+const DefaultMTU = 1500
+
+// Port is an in-memory port.
+type Port struct {
+	name string
+	mac  net.HardwareAddr
+	mtu  int
+
+	mu      sync.Mutex
+	inq     [][]byte
+	sent    [][]byte
+	arrived *sync.Cond
+
+	replay  [][]byte // non-nil: replay mode
+	rnext   int
+	collect bool
+
+	closed                               atomic.Bool
+	rxFrames, rxBytes, txFrames, txBytes atomic.Uint64
+	tooBig                               atomic.Uint64
+	txLimit                              atomic.Int64 // accept at most this many per Transmit; <0: unlimited
+}
+
+var _ ports.Port = (*Port)(nil)
+
+// New returns a queue port. mac may be nil.
+func New(name string, mac net.HardwareAddr) *Port {
+	p := &Port{name: name, mac: mac, mtu: DefaultMTU, collect: true}
+	p.arrived = sync.NewCond(&p.mu)
+	p.txLimit.Store(-1)
+	return p
+}
+
+// NewReplay returns a port whose Receive fills every batch with frames,
+// cycling through them forever, and whose Transmit only counts.
+func NewReplay(name string, frames [][]byte) *Port {
+	p := New(name, nil)
+	p.replay = frames
+	p.collect = false
+	return p
+}
+
+// Name implements ports.Port.
+func (p *Port) Name() string { return p.name }
+
+// MAC implements ports.Port.
+func (p *Port) MAC() net.HardwareAddr { return p.mac }
+
+// MTU implements ports.Port.
+func (p *Port) MTU() int { return p.mtu }
+
+// Inject queues frames for the switch to receive. The port keeps copies.
+func (p *Port) Inject(frames ...[]byte) {
+	p.mu.Lock()
+	for _, f := range frames {
+		p.inq = append(p.inq, append([]byte(nil), f...))
+	}
+	p.mu.Unlock()
+}
+
+// Pending is the number of injected frames the switch has not received yet.
+func (p *Port) Pending() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.inq)
+}
+
+// SetTxLimit makes Transmit accept at most n frames per call, as a full
+// device ring would; n < 0 removes the limit.
+func (p *Port) SetTxLimit(n int) { p.txLimit.Store(int64(n)) }
+
+// Receive implements ports.Port.
+func (p *Port) Receive(b *ring.Batch) (int, error) {
+	if p.closed.Load() {
+		return 0, ports.ErrPortClosed
+	}
+	if p.replay != nil {
+		return p.receiveReplay(b), nil
+	}
+	p.mu.Lock()
+	n := 0
+	for len(p.inq) > 0 && n < ring.BatchSize {
+		f := p.inq[0]
+		p.inq = p.inq[1:]
+		room := b.Room(n)
+		if len(f) > len(room) {
+			p.tooBig.Add(1)
+			continue
+		}
+		b.Frames[n].Len = uint16(copy(room, f))
+		p.rxBytes.Add(uint64(len(f)))
+		n++
+	}
+	p.mu.Unlock()
+	b.N = n
+	p.rxFrames.Add(uint64(n))
+	return n, nil
+}
+
+func (p *Port) receiveReplay(b *ring.Batch) int {
+	var bytes uint64
+	for i := range ring.BatchSize {
+		f := p.replay[p.rnext]
+		p.rnext++
+		if p.rnext == len(p.replay) {
+			p.rnext = 0
+		}
+		b.Frames[i].Len = uint16(copy(b.Room(i), f))
+		bytes += uint64(len(f))
+	}
+	b.N = ring.BatchSize
+	p.rxFrames.Add(ring.BatchSize)
+	p.rxBytes.Add(bytes)
+	return ring.BatchSize
+}
+
+// Transmit implements ports.Port.
+func (p *Port) Transmit(b *ring.Batch) (int, error) {
+	if p.closed.Load() {
+		return 0, ports.ErrPortClosed
+	}
+	n := b.N
+	if lim := p.txLimit.Load(); lim >= 0 && int64(n) > lim {
+		n = int(lim)
+	}
+	var bytes uint64
+	if p.collect {
+		p.mu.Lock()
+		for i := range n {
+			d := b.Data(i)
+			bytes += uint64(len(d))
+			p.sent = append(p.sent, append([]byte(nil), d...))
+		}
+		p.arrived.Broadcast()
+		p.mu.Unlock()
+	} else {
+		for i := range n {
+			bytes += uint64(b.Frames[i].Len)
+		}
+	}
+	p.txFrames.Add(uint64(n))
+	p.txBytes.Add(bytes)
+	return n, nil
+}
+
+// Sent returns and forgets the frames transmitted so far.
+func (p *Port) Sent() [][]byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.sent
+	p.sent = nil
+	return s
+}
+
+// WaitSent waits until at least n frames were transmitted, then returns and
+// forgets them all. It fails when they do not arrive within timeout.
+func (p *Port) WaitSent(n int, timeout time.Duration) ([][]byte, error) {
+	deadline := time.Now().Add(timeout)
+	t := time.AfterFunc(timeout, func() {
+		p.mu.Lock()
+		p.arrived.Broadcast()
+		p.mu.Unlock()
+	})
+	defer t.Stop()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.sent) < n {
+		if !time.Now().Before(deadline) {
+			return nil, fmt.Errorf("port %s: %d frames sent, want %d within %v", p.name, len(p.sent), n, timeout)
+		}
+		p.arrived.Wait()
+	}
+	s := p.sent
+	p.sent = nil
+	return s, nil
+}
+
+// TxFrames is the number of frames transmitted since New.
+func (p *Port) TxFrames() uint64 { return p.txFrames.Load() }
+
+// Stats implements ports.Port.
+func (p *Port) Stats() ports.Stats {
+	return ports.Stats{
+		RxFrames: p.rxFrames.Load(), RxBytes: p.rxBytes.Load(),
+		TxFrames: p.txFrames.Load(), TxBytes: p.txBytes.Load(),
+		Drops: map[string]uint64{"too-big": p.tooBig.Load()},
+	}
+}
+
+// Close implements ports.Port.
+func (p *Port) Close() error {
+	p.closed.Store(true)
+	return nil
+}
+
+// Closed reports whether Close was called.
+func (p *Port) Closed() bool { return p.closed.Load() }
