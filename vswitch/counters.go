@@ -1,0 +1,63 @@
+package vswitch
+
+import "sync/atomic"
+
+// DropReason names why a frame was dropped (or, for learn-cap, why its
+// source was not learned).
+type DropReason uint8
+
+// Drop reasons. Their String forms are the names users see in xvsctl and
+// Prometheus; scripts rely on them.
+const (
+	DropMalformed DropReason = iota // too short, or a multicast source MAC
+	DropNoVSID                      // port has no VSID assigned
+	DropLearnCap                    // source not learned: the VSID's MAC table is full (frame still forwarded)
+	DropRingFull                    // the output port did not accept the frame
+	DropSamePort                    // destination is behind the port the frame came in on
+	DropPortError                   // the port's Transmit failed (link down, closed)
+	NumDropReasons
+)
+
+var dropNames = [NumDropReasons]string{
+	DropMalformed: "malformed",
+	DropNoVSID:    "no-vsid",
+	DropLearnCap:  "learn-cap",
+	DropRingFull:  "ring-full",
+	DropSamePort:  "same-port",
+	DropPortError: "port-error",
+}
+
+func (r DropReason) String() string {
+	if r < NumDropReasons {
+		return dropNames[r]
+	}
+	return "unknown"
+}
+
+// DropReasons lists every reason in order.
+func DropReasons() []DropReason {
+	rs := make([]DropReason, NumDropReasons)
+	for i := range rs {
+		rs[i] = DropReason(i)
+	}
+	return rs
+}
+
+// counters of one port. Updated once per batch, never per frame.
+type counters struct {
+	rxFrames, rxBytes atomic.Uint64
+	txFrames, txBytes atomic.Uint64
+	drops             [NumDropReasons]atomic.Uint64
+}
+
+// dropTally collects a batch's drops before they are added to counters.
+type dropTally [NumDropReasons]uint32
+
+func (t *dropTally) flush(c *counters) {
+	for r, n := range t {
+		if n != 0 {
+			c.drops[r].Add(uint64(n))
+			t[r] = 0
+		}
+	}
+}

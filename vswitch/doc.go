@@ -1,0 +1,33 @@
+// Package vswitch is the switch: it owns its ports and runs the pipeline
+// that every received batch goes through.
+//
+//	         one worker goroutine per OS thread, polling its ports in turn
+//	┌──────────┐   ┌─────────┐   ┌────────────┐   ┌────────────┐   ┌────────┐   ┌──────────┐
+//	│ Receive  │──▶│ ingress │──▶│ extensions │──▶│ forwarding │──▶│ egress │──▶│ Transmit │
+//	│ (port)   │   │ tag VSID│   │ (hook)     │   │ MAC learn, │   │ (WNV   │   │ (ports)  │
+//	└──────────┘   │ check   │   └────────────┘   │ lookup,    │   │  hook) │   └──────────┘
+//	               └─────────┘                    │ flood      │   └────────┘
+//	                                              └────────────┘
+//
+// Ingress tags every frame with its port's Virtual Subnet ID (VSID). A port
+// whose VSID is [VSIDUnassigned] forwards nothing (drop reason no-vsid), so
+// a port attached without a network is isolated rather than bridged into
+// the non-virtualized network by accident. VSID 0 is non-virtualized
+// traffic: those ports form a plain learning bridge.
+//
+// Forwarding keeps one learning domain per VSID: a MAC table with ageing
+// and a cap on learned entries ([Config.MACLimit]) so that one VM flooding
+// random source addresses cannot exhaust memory or evict the others; beyond
+// the cap frames still forward but their sources are not learned (counted
+// as learn-cap). Known unicast goes to its port; broadcast, multicast and
+// unknown unicast flood to the other ports of the same VSID only. A frame
+// never leaves on the port it came in on and never reaches another VSID.
+//
+// Every stage takes a whole batch; nothing allocates, locks or logs per
+// frame. Drops are counted per port and reason ([DropReason]).
+//
+// Control-plane changes (ports added, removed or moved to another VSID)
+// publish a new immutable snapshot that workers pick up at the start of
+// their next poll round; a removed port is closed only after every worker
+// has moved past the round that could still use it.
+package vswitch
