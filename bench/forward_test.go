@@ -12,7 +12,9 @@ import (
 
 const vsid = 5001
 
-func stationMAC(i int) net.HardwareAddr { return net.HardwareAddr{0x02, 0, 0, 0, byte(i >> 8), byte(i)} }
+func stationMAC(i int) net.HardwareAddr {
+	return net.HardwareAddr{0x02, 0, 0, 0, byte(i >> 8), byte(i)}
+}
 
 // frame64 is a 64-byte frame (60 bytes without the FCS the wire adds).
 func frame64(dst, src net.HardwareAddr) []byte {
