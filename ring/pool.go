@@ -15,7 +15,7 @@ func NewPool(a *Arena, first, n int) (*Pool, error) {
 	if first < 0 || n < 0 || first+n > a.frames {
 		return nil, fmt.Errorf("%w: pool buffers [%d, %d) outside the arena of %d", ErrBadConfig, first, first+n, a.frames)
 	}
-	p := &Pool{arena: a, free: make([]uint32, n, n)}
+	p := &Pool{arena: a, free: make([]uint32, n)}
 	for i := range n {
 		// Lowest index on top of the stack.
 		p.free[i] = uint32(first + n - 1 - i)

@@ -1,0 +1,41 @@
+# xvs - see README.md. Targets:
+#   build  compile xvsd, xvsctl and tools into bin/
+#   test   unit and integration tests (integration tests need root and skip otherwise)
+#   bench  forwarding and ring benchmarks with allocation counts
+#   lint   gofmt, go vet, staticcheck
+#   run    build and start xvsd in the foreground with configs/xvsd.yaml
+GO      ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+BIN     := bin
+STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
+
+.PHONY: build test test-race bench lint run fuzz clean
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+
+test:
+	$(GO) test -count=1 ./...
+	$(GO) test -race -count=1 -short ./ring/... ./vswitch/... ./cmd/xvsd/... ./cmd/xvsctl/...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./bench/ ./ring/
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+run: build
+	$(BIN)/xvsd --config configs/xvsd.yaml
+
+# Short runs of every fuzz target (go test -fuzz takes one target at a time).
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzSPSCIndexes$$' -fuzztime $(FUZZTIME) ./ring/
+	$(GO) test -run '^$$' -fuzz '^FuzzAPIRequest$$' -fuzztime $(FUZZTIME) ./cmd/xvsd/
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,271 @@
+// Command xvsctl controls a running xvsd: it lists and changes ports and
+// shows counters, through xvsd's control socket.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/xvswitch/xvs/cmd/internal/api"
+	"github.com/xvswitch/xvs/vswitch"
+)
+
+var version = "0.1.0-dev"
+
+const usage = `xvsctl - control a running xvsd
+
+Usage:
+  xvsctl [--socket PATH] [-o table|json] VERB [ARGS]
+
+Verbs:
+  version              print the versions of xvsctl and of the running xvsd
+  port list            list the switch's ports: name, type, device, VSID, MAC, MTU, worker
+  stats [PORT]         show rx/tx frames and bytes and drops by reason, for one
+                       port or all; drop reasons: malformed, no-vsid, learn-cap
+                       (source not learned, frame still forwarded), ring-full,
+                       same-port, port-error, and the port's own (e.g. too-big)
+  mac list             show the learned MAC addresses per VSID with their port and age
+
+Run 'xvsctl VERB --help' for the flags of a verb.
+
+Global flags:
+  --socket PATH   xvsd's control socket (default $XVS_SOCKET or ` + api.DefaultSocket + `)
+  -o FORMAT       table (default, for people) or json (for scripts)
+
+Exit status: 0 on success, 1 when xvsd refused or could not be reached, 2 on a
+usage error.
+`
+
+type cli struct {
+	out    io.Writer
+	client *api.Client
+	format string
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("xvsctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sock := api.DefaultSocket
+	if s := os.Getenv("XVS_SOCKET"); s != "" {
+		sock = s
+	}
+	socket := fs.String("socket", sock, "xvsd control socket")
+	format := fs.String("o", "table", "output format: table or json")
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *format != "table" && *format != "json" {
+		fmt.Fprintf(stderr, "xvsctl: -o %q: want table or json\n", *format)
+		return 2
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	c := &cli{out: stdout, client: api.NewClient(*socket), format: *format}
+	err := c.dispatch(rest)
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "xvsctl: %v\n", err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "xvsctl: %v\n", err)
+		return 1
+	}
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+// verb is one command: its flags, its help and what it does.
+type verb struct {
+	args  string
+	help  string
+	nargs [2]int // min, max positional arguments
+	run   func(c *cli, fs *flag.FlagSet) error
+}
+
+func (c *cli) verbs() map[string]verb {
+	return map[string]verb{
+		"version": {help: "Print the versions of xvsctl and of the running xvsd, the API version, and how xvsd runs.",
+			run: (*cli).version},
+		"port list": {help: "List the ports of the switch.\n\nColumns: NAME, TYPE (afxdp, tap, ...), DEV (device), VSID (0 = non-virtualized,\n4096..16777214 = virtual subnet), MAC, MTU and the WORKER polling it.",
+			run: (*cli).portList},
+		"stats": {args: "[PORT]", nargs: [2]int{0, 1},
+			help: "Show the counters of one port, or of all ports.\n\nRX/TX frames and bytes are what the switch received from and sent to the port.\nDrops are by reason; only non-zero reasons are shown in the table, all of them\nin JSON (-o json).",
+			run:  (*cli).stats},
+		"mac list": {help: "List the MAC addresses the switch has learned, per VSID, with the port\nthey are behind and the seconds since they were last seen.",
+			run: (*cli).macList},
+	}
+}
+
+func (c *cli) dispatch(args []string) error {
+	vs := c.verbs()
+	name := args[0]
+	rest := args[1:]
+	if _, ok := vs[name]; !ok && len(args) > 1 {
+		if _, ok := vs[args[0]+" "+args[1]]; ok {
+			name, rest = args[0]+" "+args[1], args[2:]
+		}
+	}
+	v, ok := vs[name]
+	if !ok {
+		return usagef("unknown verb %q (see xvsctl --help)", strings.Join(args[:min(2, len(args))], " "))
+	}
+	fs := flag.NewFlagSet("xvsctl "+name, flag.ContinueOnError)
+	fs.SetOutput(c.out)
+	fs.Usage = func() {
+		fmt.Fprintf(c.out, "Usage: xvsctl [-o table|json] %s %s\n\n%s\n", name, v.args, v.help)
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprintln(c.out, "\nFlags:")
+			fs.PrintDefaults()
+		}
+	}
+	if err := fs.Parse(rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	if n := fs.NArg(); n < v.nargs[0] || n > v.nargs[1] {
+		if v.nargs[1] == 0 {
+			return usagef("%s takes no arguments, got %q", name, fs.Args())
+		}
+		return usagef("%s: want %s, got %q", name, v.args, fs.Args())
+	}
+	return v.run(c, fs)
+}
+
+func (c *cli) json(v any) error {
+	enc := json.NewEncoder(c.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (c *cli) table() *tabwriter.Writer { return tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0) }
+
+func (c *cli) version(fs *flag.FlagSet) error {
+	var v api.VersionInfo
+	if err := c.client.Do("GET", "/version", nil, &v); err != nil {
+		return err
+	}
+	if c.format == "json" {
+		return c.json(map[string]any{"xvsctl": version, "xvsd": v})
+	}
+	fmt.Fprintf(c.out, "xvsctl %s\nxvsd   %s (API %s, %d workers, %s polling, up since %s)\n",
+		version, v.Version, v.API, v.Workers, v.Poll, v.Started.Format("2006-01-02 15:04:05"))
+	return nil
+}
+
+func vsidString(v uint32) string {
+	if v == vswitch.VSIDUnassigned {
+		return "none"
+	}
+	return strconv.FormatUint(uint64(v), 10)
+}
+
+func (c *cli) portList(fs *flag.FlagSet) error {
+	var ps []api.Port
+	if err := c.client.Do("GET", "/ports", nil, &ps); err != nil {
+		return err
+	}
+	if c.format == "json" {
+		if ps == nil {
+			ps = []api.Port{}
+		}
+		return c.json(ps)
+	}
+	tw := c.table()
+	fmt.Fprintln(tw, "NAME\tTYPE\tDEV\tVSID\tMAC\tMTU\tWORKER")
+	for _, p := range ps {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\n", p.Name, dash(p.Type), dash(p.Dev), vsidString(p.VSID), dash(p.MAC), p.MTU, p.Worker)
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func (c *cli) stats(fs *flag.FlagSet) error {
+	path := "/stats"
+	if fs.NArg() == 1 {
+		path += "?port=" + api.PathEscape(fs.Arg(0))
+	}
+	var st []vswitch.PortStats
+	if err := c.client.Do("GET", path, nil, &st); err != nil {
+		return err
+	}
+	if c.format == "json" {
+		if st == nil {
+			st = []vswitch.PortStats{}
+		}
+		return c.json(st)
+	}
+	tw := c.table()
+	fmt.Fprintln(tw, "PORT\tVSID\tRX FRAMES\tRX BYTES\tTX FRAMES\tTX BYTES\tDROPS")
+	for _, s := range st {
+		var reasons []string
+		for r, n := range s.Drops {
+			if n != 0 {
+				reasons = append(reasons, fmt.Sprintf("%s=%d", r, n))
+			}
+		}
+		sort.Strings(reasons)
+		drops := "0"
+		if len(reasons) > 0 {
+			drops = strings.Join(reasons, " ")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", s.Name, vsidString(s.VSID), s.RxFrames, s.RxBytes, s.TxFrames, s.TxBytes, drops)
+	}
+	return tw.Flush()
+}
+
+func (c *cli) macList(fs *flag.FlagSet) error {
+	var ms []vswitch.MACEntry
+	if err := c.client.Do("GET", "/macs", nil, &ms); err != nil {
+		return err
+	}
+	if c.format == "json" {
+		if ms == nil {
+			ms = []vswitch.MACEntry{}
+		}
+		return c.json(ms)
+	}
+	tw := c.table()
+	fmt.Fprintln(tw, "VSID\tMAC\tPORT\tAGE(s)")
+	for _, m := range ms {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\n", m.VSID, m.MAC, m.Port, m.Age)
+	}
+	return tw.Flush()
+}

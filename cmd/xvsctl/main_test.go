@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startXVSD builds and starts the real daemon on a private socket, and
+// stops it with SIGTERM at the end, checking it shuts down cleanly.
+func startXVSD(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "xvsd")
+	if out, err := exec.Command("go", "build", "-o", bin, "../xvsd").CombinedOutput(); err != nil {
+		t.Fatalf("build xvsd: %v\n%s", err, out)
+	}
+	sock := filepath.Join(dir, "xvsd.sock")
+	cfg := filepath.Join(dir, "xvsd.yaml")
+	os.WriteFile(cfg, []byte("api_socket: "+sock+"\nmetrics_address: 127.0.0.1:0\n"), 0o644)
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "--config", cfg)
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("xvsd exited with %v after SIGTERM\n%s", err, logs.String())
+			}
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("xvsd did not stop within 10s of SIGTERM")
+		}
+		if _, err := os.Stat(sock); err == nil {
+			t.Errorf("xvsd left its socket %s behind", sock)
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, err := os.Stat(sock); err == nil {
+			return sock
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("xvsd did not open %s\n%s", sock, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func ctl(args ...string) (string, string, int) {
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestAgainstRunningDaemon(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts xvsd")
+	}
+	sock := startXVSD(t)
+	out, errs, code := ctl("--socket", sock, "version")
+	if code != 0 || !strings.Contains(out, "xvsd") || !strings.Contains(out, "API v1") {
+		t.Fatalf("version: %d %q %q", code, out, errs)
+	}
+	out, _, code = ctl("--socket", sock, "port", "list")
+	if code != 0 || !strings.HasPrefix(out, "NAME") {
+		t.Fatalf("port list: %d %q", code, out)
+	}
+	out, _, code = ctl("--socket", sock, "-o", "json", "stats")
+	var st []map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+		t.Fatalf("stats -o json: %d %q", code, out)
+	}
+	_, errs, code = ctl("--socket", sock, "stats", "nosuch")
+	if code != 1 || !strings.Contains(errs, "no such port") {
+		t.Fatalf("stats of an unknown port: %d %q", code, errs)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{}, 2, "Verbs:"},
+		{[]string{"frobnicate"}, 2, `unknown verb "frobnicate"`},
+		{[]string{"-o", "xml", "version"}, 2, `-o "xml"`},
+		{[]string{"version", "extra"}, 2, "takes no arguments"},
+		{[]string{"stats", "a", "b"}, 2, "want [PORT]"},
+		{[]string{"--socket", "/nonexistent/xvsd.sock", "version"}, 1, "does not exist (is xvsd running?"},
+	} {
+		_, errs, code := ctl(tc.args...)
+		if code != tc.code || !strings.Contains(errs, tc.want) {
+			t.Errorf("xvsctl %q: exit %d, stderr %q; want %d and %q", tc.args, code, errs, tc.code, tc.want)
+		}
+	}
+	out, _, code := ctl("stats", "--help")
+	if code != 0 || !strings.Contains(out, "Drops are by reason") {
+		t.Errorf("stats --help: %d %q", code, out)
+	}
+}

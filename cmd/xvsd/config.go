@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/xvswitch/xvs/cmd/internal/api"
+	"github.com/xvswitch/xvs/ring"
+	"github.com/xvswitch/xvs/vswitch"
+)
+
+// Config is the xvsd configuration file. Field names are the YAML keys.
+type Config struct {
+	Workers        int          `yaml:"workers"`
+	PollMode       string       `yaml:"poll_mode"`
+	LogLevel       string       `yaml:"log_level"`
+	APISocket      string       `yaml:"api_socket"`
+	MetricsAddress string       `yaml:"metrics_address"`
+	FrameSize      int          `yaml:"frame_size"`
+	Headroom       int          `yaml:"headroom"`
+	Frames         int          `yaml:"frames_per_worker"`
+	MACLimit       int          `yaml:"mac_limit"`
+	MACAgeing      string       `yaml:"mac_ageing"`
+	Ports          []PortConfig `yaml:"ports"`
+}
+
+// PortConfig is one entry of ports:.
+type PortConfig struct {
+	Name string  `yaml:"name"`
+	Type string  `yaml:"type"`
+	Dev  string  `yaml:"dev"`
+	VSID *uint32 `yaml:"vsid"`
+}
+
+// defaultConfigYAML is what xvsd runs with when no file is given: a switch
+// with no ports that answers xvsctl and serves metrics on localhost.
+const defaultConfigYAML = `# xvsd configuration (defaults shown)
+workers: 1                      # poll-mode worker goroutines, each on its own OS thread
+poll_mode: adaptive             # adaptive (sleeps when idle) or busy (spins, lowest latency)
+log_level: info                 # debug, info, warn or error
+api_socket: /run/xvs/xvsd.sock  # control socket for xvsctl (root only, mode 0600)
+metrics_address: 127.0.0.1:9477 # Prometheus /metrics; "" turns it off
+frame_size: 2048                # bytes per frame buffer, headroom included
+headroom: 256                   # bytes in front of each frame for encapsulation (>= 128)
+frames_per_worker: 4096         # frame buffers per worker
+mac_limit: 4096                 # learned MACs per VSID
+mac_ageing: 300s                # forget a MAC not seen for this long
+ports: []                       # - {name: vm1, type: afxdp, dev: veth-vm1, vsid: 5001}
+`
+
+// loadConfig reads a config from r (defaults for what it omits) and
+// validates it; errors name the field and the value.
+func loadConfig(r io.Reader, source string) (*Config, error) {
+	cfg := &Config{}
+	if err := yaml.Unmarshal([]byte(defaultConfigYAML), cfg); err != nil {
+		return nil, fmt.Errorf("built-in defaults: %w", err)
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", source, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	return cfg, nil
+}
+
+func loadConfigFile(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	return loadConfig(f, path)
+}
+
+func (c *Config) validate() error {
+	if _, err := c.switchConfig(); err != nil {
+		return err
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return err
+	}
+	if c.APISocket == "" {
+		return fmt.Errorf("api_socket: empty: want a path such as %s", api.DefaultSocket)
+	}
+	names := map[string]int{}
+	for i, p := range c.Ports {
+		field := fmt.Sprintf("ports[%d]", i)
+		if p.Name == "" {
+			return fmt.Errorf("%s.name: missing", field)
+		}
+		if j, ok := names[p.Name]; ok {
+			return fmt.Errorf("%s.name: %q already used by ports[%d]", field, p.Name, j)
+		}
+		names[p.Name] = i
+		if _, ok := portTypes[p.Type]; !ok {
+			return fmt.Errorf("%s.type: %q: want one of %s", field, p.Type, portTypeList())
+		}
+		if p.VSID == nil {
+			return fmt.Errorf("%s.vsid: missing: give 0 for non-virtualized traffic or %d..%d for a virtual subnet", field, vswitch.VSIDMin, vswitch.VSIDMax)
+		}
+		if err := vswitch.CheckVSID(*p.VSID); err != nil || *p.VSID == vswitch.VSIDUnassigned {
+			return fmt.Errorf("%s.vsid: %d: want 0 or %d..%d", field, *p.VSID, vswitch.VSIDMin, vswitch.VSIDMax)
+		}
+	}
+	return nil
+}
+
+// switchConfig translates the file's fields, naming the field at fault.
+func (c *Config) switchConfig() (vswitch.Config, error) {
+	var sc vswitch.Config
+	if c.Workers < 1 || c.Workers > 64 {
+		return sc, fmt.Errorf("workers: %d: want 1..64", c.Workers)
+	}
+	mode, err := vswitch.ParsePollMode(c.PollMode)
+	if err != nil {
+		return sc, fmt.Errorf("poll_mode: %q: want adaptive or busy", c.PollMode)
+	}
+	ageing, err := time.ParseDuration(c.MACAgeing)
+	if err != nil || ageing < time.Second {
+		return sc, fmt.Errorf("mac_ageing: %q: want a duration of at least 1s, such as 300s or 5m", c.MACAgeing)
+	}
+	if c.MACLimit < 1 || c.MACLimit > 1<<20 {
+		return sc, fmt.Errorf("mac_limit: %d: want 1..%d", c.MACLimit, 1<<20)
+	}
+	ac := ring.ArenaConfig{Frames: c.Frames, FrameSize: c.FrameSize, Headroom: c.Headroom}
+	if c.Headroom < ring.MinHeadroom {
+		return sc, fmt.Errorf("headroom: %d: want at least %d", c.Headroom, ring.MinHeadroom)
+	}
+	if c.FrameSize < c.Headroom+1514 || c.FrameSize > 65535 {
+		return sc, fmt.Errorf("frame_size: %d: want headroom+1514 (%d) .. 65535", c.FrameSize, c.Headroom+1514)
+	}
+	if c.Frames < 2*ring.BatchSize || c.Frames > 1<<20 {
+		return sc, fmt.Errorf("frames_per_worker: %d: want %d..%d", c.Frames, 2*ring.BatchSize, 1<<20)
+	}
+	return vswitch.Config{Workers: c.Workers, PollMode: mode, Arena: ac, MACLimit: c.MACLimit, MACAgeing: ageing}, nil
+}

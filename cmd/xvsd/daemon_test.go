@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/xvswitch/xvs/cmd/internal/api"
+	"github.com/xvswitch/xvs/ports"
+	"github.com/xvswitch/xvs/ports/porttest"
+)
+
+// memPorts are the in-memory ports tests create through the "memory" type.
+var memPorts = map[string]*porttest.Port{}
+
+func init() {
+	portTypes["memory"] = func(d *daemon, name, dev string) (ports.Port, error) {
+		p := porttest.New(name, nil)
+		memPorts[name] = p
+		return p, nil
+	}
+}
+
+func TestConfigErrorsNameFieldAndValue(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"workers: 0", "workers: 0"},
+		{"workers: 99", "workers: 99"},
+		{"poll_mode: lazy", `poll_mode: "lazy"`},
+		{"log_level: loud", `log_level: "loud"`},
+		{"mac_ageing: soon", `mac_ageing: "soon"`},
+		{"mac_limit: -3", "mac_limit: -3"},
+		{"headroom: 64", "headroom: 64"},
+		{"frame_size: 1000", "frame_size: 1000"},
+		{"frames_per_worker: 10", "frames_per_worker: 10"},
+		{"api_socket: ''", "api_socket: empty"},
+		{"wrokers: 2", "field wrokers not found"},
+		{"ports: [{name: a, type: memory, dev: x}]", "ports[0].vsid: missing"},
+		{"ports: [{name: a, type: memory, dev: x, vsid: 12}]", "ports[0].vsid: 12"},
+		{"ports: [{name: a, type: floppy, dev: x, vsid: 0}]", `ports[0].type: "floppy"`},
+		{"ports: [{type: memory, dev: x, vsid: 0}]", "ports[0].name: missing"},
+		{"ports: [{name: a, type: memory, dev: x, vsid: 0}, {name: a, type: memory, dev: y, vsid: 0}]", `ports[1].name: "a" already used`},
+		{"workers: [1", "yaml"},
+	} {
+		_, err := loadConfig(strings.NewReader(tc.yaml), "test.yaml")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want one containing %q", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+func TestDefaultConfigIsValid(t *testing.T) {
+	cfg, err := loadConfig(strings.NewReader(""), "empty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Workers != 1 || cfg.PollMode != "adaptive" || cfg.APISocket != api.DefaultSocket || cfg.MetricsAddress != "127.0.0.1:9477" {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+}
+
+func startDaemon(t testing.TB, yaml string) (*daemon, *api.Client) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "xvsd.sock")
+	cfg, err := loadConfig(strings.NewReader(yaml+"\napi_socket: "+sock+"\nmetrics_address: 127.0.0.1:0\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := newDaemon(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.close)
+	return d, api.NewClient(sock)
+}
+
+func TestAPIPortsAndStats(t *testing.T) {
+	d, c := startDaemon(t, "ports: [{name: a, type: memory, dev: m0, vsid: 5001}, {name: b, type: memory, dev: m1, vsid: 5001}]")
+	fi, err := os.Stat(d.cfg.APISocket)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode %v, %v; want 0600", fi.Mode(), err)
+	}
+	var ps []api.Port
+	if err := c.Do("GET", "/ports", nil, &ps); err != nil || len(ps) != 2 || ps[0].Name != "a" || ps[0].Type != "memory" || ps[0].VSID != 5001 {
+		t.Fatalf("ports %+v, %v", ps, err)
+	}
+	// Traffic through the running switch shows in stats and metrics.
+	frame := append(bytes.Repeat([]byte{0xff}, 6), 2, 0, 0, 0, 0, 1, 0x88, 0xb5)
+	memPorts["a"].Inject(append(frame, make([]byte, 46)...))
+	if _, err := memPorts["b"].WaitSent(1, 2e9); err != nil {
+		t.Fatal(err)
+	}
+	var st []struct {
+		Name     string            `json:"name"`
+		RxFrames uint64            `json:"rx_frames"`
+		Drops    map[string]uint64 `json:"drops"`
+	}
+	if err := c.Do("GET", "/stats?port=a", nil, &st); err != nil || len(st) != 1 || st[0].RxFrames != 1 {
+		t.Fatalf("stats %+v, %v", st, err)
+	}
+	if _, ok := st[0].Drops["ring-full"]; !ok {
+		t.Fatalf("stats lack the ring-full reason: %v", st[0].Drops)
+	}
+	body := scrape(t, d)
+	for _, want := range []string{`xvs_port_rx_frames_total{port="a",vsid="5001"} 1`, `xvs_port_tx_frames_total{port="b",vsid="5001"} 1`, `xvs_port_drops_total{port="a",reason="malformed",vsid="5001"} 0`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	// Add, move and remove a port at run time.
+	v := uint32(5002)
+	if err := c.Do("POST", "/ports", api.AddPort{Name: "c", Type: "memory", Dev: "m2", VSID: &v}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		req  api.AddPort
+		want string
+	}{
+		{api.AddPort{Name: "c", Type: "memory", Dev: "m3", VSID: &v}, "already exists"},
+		{api.AddPort{Name: "d", Type: "memory", Dev: "m2", VSID: &v}, "m2 is already attached as port c"},
+		{api.AddPort{Name: "d", Type: "floppy", Dev: "m9", VSID: &v}, `type: "floppy"`},
+		{api.AddPort{Name: "d", Type: "memory", Dev: "m9"}, "vsid: missing"},
+		{api.AddPort{Name: "d", Type: "memory", Dev: "m9", VSID: ptr(uint32(7))}, "invalid VSID: 7"},
+	} {
+		if err := c.Do("POST", "/ports", tc.req, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("add %+v: %v, want %q", tc.req, err, tc.want)
+		}
+	}
+	if err := c.Do("PATCH", "/ports/c", api.SetPort{VSID: ptr(uint32(5001))}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do("DELETE", "/ports/c", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do("DELETE", "/ports/c", nil, nil); err == nil || !strings.Contains(err.Error(), "no such port") {
+		t.Fatalf("second delete: %v", err)
+	}
+	if err := c.Do("GET", "/nothing", nil, nil); err == nil || !strings.Contains(err.Error(), "no such API call") {
+		t.Fatalf("unknown call: %v", err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func scrape(t *testing.T, d *daemon) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	d.mets.Handler.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
+}
+
+func TestSecondDaemonOnSameSocketRefused(t *testing.T) {
+	d, _ := startDaemon(t, "")
+	cfg := *d.cfg
+	d2, err := newDaemon(&cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.start(); err == nil || !strings.Contains(err.Error(), "another xvsd is listening") {
+		t.Fatalf("second daemon: %v", err)
+	}
+}
+
+func TestRunExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("workers: 0\n"), 0o644)
+	var buf bytes.Buffer
+	if code := run([]string{"--config", bad}, &buf); code != 1 || !strings.Contains(buf.String(), "workers: 0") {
+		t.Fatalf("bad config: exit %d, %q", code, buf.String())
+	}
+	buf.Reset()
+	if code := run([]string{"--config", filepath.Join(dir, "missing.yaml")}, &buf); code != 1 || !strings.Contains(buf.String(), "no such file") {
+		t.Fatalf("missing config: exit %d, %q", code, buf.String())
+	}
+	buf.Reset()
+	if code := run([]string{"--check", "--config", bad}, &buf); code != 1 {
+		t.Fatalf("--check of a bad config: exit %d", code)
+	}
+	buf.Reset()
+	if code := run([]string{"--bogus"}, &buf); code != 2 {
+		t.Fatalf("bad flag: exit %d", code)
+	}
+	if code := run([]string{"--help"}, io.Discard); code != 0 {
+		t.Fatalf("--help: exit %d", code)
+	}
+}
+
+// FuzzAPIRequest sends arbitrary requests to the control API: whatever the
+// input, the daemon answers (never panics) and never with a server error.
+func FuzzAPIRequest(f *testing.F) {
+	f.Add("POST", "/v1/ports", `{"name":"x","type":"memory","dev":"q","vsid":5001}`)
+	f.Add("POST", "/v1/ports", `{"name":"x","vsid":-1}`)
+	f.Add("PATCH", "/v1/ports/a", `{"vsid":4294967295}`)
+	f.Add("PATCH", "/v1/ports/a", `{"vsid":null}`)
+	f.Add("DELETE", "/v1/ports/%2e%2e", ``)
+	f.Add("GET", "/v1/stats?port=a", ``)
+	f.Add("POST", "/v1/ports", `[{]`)
+	f.Add("GET", "/v2/ports", ``)
+	d, _ := startDaemon(f, "ports: [{name: a, type: memory, dev: m0, vsid: 5001}]")
+	h := d.routes()
+	f.Fuzz(func(t *testing.T, method, path, body string) {
+		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \r\n\t") || strings.ContainsAny(method, " \r\n\t/") || method == "" {
+			return
+		}
+		req, err := http.NewRequest(method, "http://xvsd"+path, strings.NewReader(body))
+		if err != nil {
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("%s %s %q: status %d: %s", method, path, body, rec.Code, rec.Body)
+		}
+		// Keep the port set small and stable for the next input.
+		for _, p := range d.ports() {
+			if p.Name != "a" {
+				d.removePort(p.Name)
+			}
+		}
+	})
+}
