@@ -62,3 +62,12 @@ type Stats struct {
 	TxBytes  uint64
 	Drops    map[string]uint64
 }
+
+// Waiter is implemented by ports whose arrivals can be waited for: WaitFDs
+// are file descriptors that poll(2) reports readable (POLLIN) when frames
+// are waiting. The switch asks for them only when its ports change. An idle worker whose ports are all Waiters blocks in one
+// poll instead of sleeping and polling, so an idle switch costs almost
+// nothing and still wakes at the first frame.
+type Waiter interface {
+	WaitFDs() []int
+}

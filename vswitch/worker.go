@@ -22,6 +22,8 @@ type worker struct {
 	marked []bool       // by port index: has frames in its tx batch
 	queued []*portState // ports with frames in their tx batch, in first-use order
 
+	last    *snapshot   // the snapshot of the last round
+	waiter  idleWaiter  // blocks until a port has frames, where ports allow it
 	epoch   atomic.Uint64 // incremented at the start of every poll round
 	stopped atomic.Bool
 }
@@ -52,10 +54,15 @@ func newWorker(s *Switch, id int) (*worker, error) {
 }
 
 // Spin this many empty rounds before the adaptive mode starts sleeping,
-// then sleep from 1 µs doubling up to maxIdleSleep.
+// then sleep from 1 µs doubling up to maxIdleSleep. After idleSleeps
+// sleeps, block in poll(2) on the ports' descriptors for up to idleWait
+// when every port has one (ports.Waiter): Go's timer-based sleep costs
+// several syscalls per wake-up, poll one, and poll wakes at the first frame.
 const (
 	idleSpins    = 256
+	idleSleeps   = 20
 	maxIdleSleep = time.Millisecond
+	idleWait     = 10 * time.Millisecond
 )
 
 func (w *worker) run(stop <-chan struct{}) {
@@ -81,6 +88,9 @@ func (w *worker) run(stop <-chan struct{}) {
 		if busy || idle <= idleSpins {
 			continue
 		}
+		if idle > idleSpins+idleSleeps && w.waiter.wait(w.last, w.id, idleWait) {
+			continue
+		}
 		shift := min(idle-idleSpins-1, 10)
 		time.Sleep(min(time.Microsecond<<shift, maxIdleSleep))
 	}
@@ -91,6 +101,7 @@ func (w *worker) run(stop <-chan struct{}) {
 func (w *worker) round() int {
 	w.epoch.Add(1)
 	snap := w.sw.snap.Load()
+	w.last = snap
 	now := w.sw.clock.Load()
 	total := 0
 	for _, v := range snap.byWorker[w.id] {

@@ -1,0 +1,2 @@
+// Package afxdp is a port on an AF_XDP socket.
+package afxdp

@@ -1,0 +1,354 @@
+package afxdp
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+
+	"github.com/xvswitch/xvs/ring"
+)
+
+// needRoot skips tests that build namespaces, veths and XDP programs.
+func needRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces, veth pairs and XDP programs")
+	}
+	if err := Available(); err != nil {
+		t.Skipf("AF_XDP not available: %v", err)
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs the ip command (iproute2)")
+	}
+}
+
+// vethPair is a veth whose host end stays in the test's namespace (ports
+// attach there) and whose peer end lives in a namespace of its own, so
+// that nothing the tests send reaches eth0.
+type vethPair struct {
+	ns      string
+	host    string
+	peer    string
+	subnet  int
+	hostMAC net.HardwareAddr
+	peerMAC net.HardwareAddr
+}
+
+var pairSeq atomic.Int32
+
+type pairOpt struct {
+	hostMTU int
+	queues  int
+}
+
+func run(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// newVethPair builds namespace xvs-tafx-<id> with veth xvsafx<id>p in it,
+// peered with xvsafx<id>h here, addresses 10.99.<n>.1 and .2, IPv6 off
+// (no router solicitations in the way), both up. t.Cleanup removes all.
+func newVethPair(t testing.TB, o pairOpt) *vethPair {
+	t.Helper()
+	n := int(pairSeq.Add(1))
+	id := fmt.Sprintf("%d%d", os.Getpid()%1000, n)
+	v := &vethPair{
+		ns:     "xvs-tafx-" + id,
+		host:   "xvsafx" + id + "h",
+		peer:   "xvsafx" + id + "p",
+		subnet: (os.Getpid()*7 + n) % 250,
+	}
+	cleanup := func() {
+		exec.Command("ip", "link", "del", v.host).Run()
+		exec.Command("ip", "netns", "del", v.ns).Run()
+	}
+	cleanup() // leftovers of a killed run
+	t.Cleanup(cleanup)
+	run(t, "ip", "netns", "add", v.ns)
+	args := []string{"ip", "link", "add", v.host}
+	if o.queues > 0 {
+		q := fmt.Sprint(o.queues)
+		args = append(args, "numtxqueues", q, "numrxqueues", q, "type", "veth", "peer", "name", v.peer, "numtxqueues", q, "numrxqueues", q)
+	} else {
+		args = append(args, "type", "veth", "peer", "name", v.peer)
+	}
+	run(t, args...)
+	run(t, "ip", "link", "set", v.peer, "netns", v.ns)
+	if o.hostMTU != 0 {
+		run(t, "ip", "link", "set", v.host, "mtu", fmt.Sprint(o.hostMTU))
+	}
+	if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+v.host+"/disable_ipv6", []byte("1"), 0); err != nil {
+		t.Logf("disable IPv6 on %s: %v", v.host, err)
+	}
+	exec.Command("ip", "netns", "exec", v.ns, "sysctl", "-qw", "net.ipv6.conf."+v.peer+".disable_ipv6=1").Run()
+	run(t, "ip", "addr", "add", fmt.Sprintf("10.99.%d.1/24", v.subnet), "dev", v.host)
+	run(t, "ip", "-n", v.ns, "addr", "add", fmt.Sprintf("10.99.%d.2/24", v.subnet), "dev", v.peer)
+	run(t, "ip", "link", "set", v.host, "up")
+	run(t, "ip", "-n", v.ns, "link", "set", v.peer, "up")
+	link, err := netlink.LinkByName(v.host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.hostMAC = link.Attrs().HardwareAddr
+	v.withNS(t, func() {
+		ifi, err := net.InterfaceByName(v.peer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.peerMAC = ifi.HardwareAddr
+	})
+	return v
+}
+
+// withNS runs f on a thread that is inside the peer's namespace. A socket
+// created there stays in that namespace.
+func (v *vethPair) withNS(t testing.TB, f func()) {
+	t.Helper()
+	runtime.LockOSThread()
+	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	defer unix.Close(orig)
+	target, err := unix.Open("/run/netns/"+v.ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	defer unix.Close(target)
+	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+			// Leave the thread locked: Go discards it with the goroutine.
+			t.Errorf("return to the test's namespace: %v", err)
+			return
+		}
+		runtime.UnlockOSThread()
+	}()
+	f()
+}
+
+// packetSocket opens an AF_PACKET socket on the peer end, inside the
+// namespace: it writes frames that arrive at the port and reads the ones
+// the port sends. It sees only frames of ethertype testEtherType.
+func (v *vethPair) packetSocket(t testing.TB) int {
+	t.Helper()
+	fd := -1
+	v.withNS(t, func() {
+		ifi, err := net.InterfaceByName(v.peer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proto := int(htons(testEtherType))
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(testEtherType), Ifindex: ifi.Index}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Cleanup(func() { unix.Close(fd) })
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 32<<20)
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 32<<20)
+	unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1)
+	unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
+	return fd
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// testEtherType is IEEE 802 local experimental ethertype 1.
+const testEtherType = 0x88b5
+
+var testMagic = []byte("xvsafx!!")
+
+// testFrame builds a frame of size bytes (at least 30) carrying seq.
+func testFrame(dst, src net.HardwareAddr, seq uint64, size int) []byte {
+	f := make([]byte, size)
+	copy(f[0:6], dst)
+	copy(f[6:12], src)
+	binary.BigEndian.PutUint16(f[12:14], testEtherType)
+	copy(f[14:22], testMagic)
+	binary.BigEndian.PutUint64(f[22:30], seq)
+	for i := 30; i < size; i++ {
+		f[i] = byte(seq) + byte(i)
+	}
+	return f
+}
+
+// parseTestFrame returns the sequence number of a test frame.
+func parseTestFrame(f []byte) (uint64, bool) {
+	if len(f) < 30 || binary.BigEndian.Uint16(f[12:14]) != testEtherType || !bytes.Equal(f[14:22], testMagic) {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(f[22:30]), true
+}
+
+// readFrames reads test frames from a packet socket until want arrived or
+// timeout passed.
+func readFrames(t testing.TB, fd, want int, timeout time.Duration) [][]byte {
+	t.Helper()
+	var got [][]byte
+	buf := make([]byte, 65536)
+	deadline := time.Now().Add(timeout)
+	for len(got) < want && time.Now().Before(deadline) {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(pfd, 50); err != nil && !errors.Is(err, unix.EINTR) {
+			t.Fatal(err)
+		}
+		for {
+			n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
+			if err != nil {
+				break
+			}
+			if _, ok := parseTestFrame(buf[:n]); ok {
+				got = append(got, append([]byte(nil), buf[:n]...))
+			}
+		}
+	}
+	return got
+}
+
+// receiveFrames polls p until want test frames arrived or timeout passed.
+func receiveFrames(t testing.TB, p *Port, want int, timeout time.Duration) [][]byte {
+	t.Helper()
+	a, b := newBatch(t)
+	_ = a
+	var got [][]byte
+	deadline := time.Now().Add(timeout)
+	for len(got) < want && time.Now().Before(deadline) {
+		n, err := p.Receive(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			time.Sleep(100 * time.Microsecond)
+			continue
+		}
+		for i := range n {
+			if _, ok := parseTestFrame(b.Data(i)); ok {
+				got = append(got, append([]byte(nil), b.Data(i)...))
+			}
+		}
+	}
+	return got
+}
+
+// newBatch returns an arena and a batch whose frames name buffers
+// 0..BatchSize-1 at the default headroom, as a switch worker hands them.
+func newBatch(t testing.TB) (*ring.Arena, *ring.Batch) {
+	t.Helper()
+	a, err := ring.NewArena(ring.DefaultArenaConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := ring.NewBatch(a)
+	resetBatch(b)
+	return a, b
+}
+
+func resetBatch(b *ring.Batch) {
+	for i := range b.Frames {
+		b.Frames[i] = ring.Frame{Index: uint32(i), Offset: uint16(b.Arena().Headroom())}
+	}
+	b.N = 0
+}
+
+// fillBatch puts frames into b for Transmit.
+func fillBatch(b *ring.Batch, frames [][]byte) {
+	resetBatch(b)
+	for i, f := range frames {
+		b.Frames[i].Len = uint16(copy(b.Room(i), f))
+	}
+	b.N = len(frames)
+}
+
+// xdpAttached reports the device's XDP program ID, 0 for none.
+func xdpAttached(t testing.TB, dev string) uint32 {
+	t.Helper()
+	link, err := netlink.LinkByName(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x := link.Attrs().Xdp; x != nil && x.Attached {
+		if x.ProgId == 0 {
+			return ^uint32(0)
+		}
+		return x.ProgId
+	}
+	return 0
+}
+
+// openPort opens a port on dev and closes it at cleanup.
+func openPort(t testing.TB, cfg Config) *Port {
+	t.Helper()
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// passProgram is an XDP program that passes every frame.
+func passProgram(t testing.TB) *ebpf.Program {
+	t.Helper()
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         "xvs_pass",
+		Type:         ebpf.XDP,
+		License:      "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2 /* XDP_PASS */), asm.Return()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prog.Close() })
+	return prog
+}
+
+// attachGeneric attaches prog to dev in generic (skb) mode, as another
+// tool would have left it.
+func attachGeneric(t testing.TB, dev string, prog *ebpf.Program) {
+	t.Helper()
+	link, err := netlink.LinkByName(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetXdpFdWithFlags(link, prog.FD(), nl.XDP_FLAGS_SKB_MODE); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// netInterface returns the index of dev in the calling thread's namespace.
+func netInterface(dev string) (int, error) {
+	ifi, err := net.InterfaceByName(dev)
+	if err != nil {
+		return 0, err
+	}
+	return ifi.Index, nil
+}
