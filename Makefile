@@ -39,3 +39,12 @@ fuzz:
 
 clean:
 	rm -rf $(BIN)
+
+# The four-namespace demo of the README; idempotent.
+demo: build
+	BIN=$(BIN) scripts/demo.sh up
+
+demo-clean:
+	BIN=$(BIN) scripts/demo.sh clean
+
+.PHONY: demo demo-clean

@@ -32,6 +32,11 @@ Verbs:
                        port or all; drop reasons: malformed, no-vsid, learn-cap
                        (source not learned, frame still forwarded), ring-full,
                        same-port, port-error, and the port's own (e.g. too-big)
+  port add NAME --type afxdp|tap --dev DEV --vsid N
+                       attach a device as a new port, without restarting xvsd
+  port del NAME        detach a port and release its device
+  port set NAME --vsid N
+                       move a port to another VSID (0 = non-virtualized)
   mac list             show the learned MAC addresses per VSID with their port and age
 
 Run 'xvsctl VERB --help' for the flags of a verb.
@@ -106,7 +111,8 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 type verb struct {
 	args  string
 	help  string
-	nargs [2]int // min, max positional arguments
+	nargs [2]int                 // min, max positional arguments
+	setup func(fs *flag.FlagSet) // registers the verb's flags
 	run   func(c *cli, fs *flag.FlagSet) error
 }
 
@@ -119,9 +125,34 @@ func (c *cli) verbs() map[string]verb {
 		"stats": {args: "[PORT]", nargs: [2]int{0, 1},
 			help: "Show the counters of one port, or of all ports.\n\nRX/TX frames and bytes are what the switch received from and sent to the port.\nDrops are by reason; only non-zero reasons are shown in the table, all of them\nin JSON (-o json).",
 			run:  (*cli).stats},
+		"port add": {args: "NAME --type afxdp|tap --dev DEV --vsid N", nargs: [2]int{1, 1},
+			help:  "Attach a device to the running switch as port NAME. Traffic on other ports is not\ninterrupted. Types: afxdp (a NIC or veth, through an AF_XDP socket) and tap (a TAP\ndevice for a VM; created if it does not exist). --vsid is required: 0 for\nnon-virtualized traffic, 4096..16777214 for a virtual subnet.",
+			setup: portFlags(true), run: (*cli).portAdd},
+		"port del": {args: "NAME", nargs: [2]int{1, 1},
+			help: "Detach port NAME from the running switch and release its device (an AF_XDP port\nleaves no XDP program behind; a TAP device xvsd created is removed).",
+			run:  (*cli).portDel},
+		"port set": {args: "NAME --vsid N", nargs: [2]int{1, 1},
+			help:  "Move port NAME to another VSID. The MACs it had learned are forgotten.",
+			setup: portFlags(false), run: (*cli).portSet},
 		"mac list": {help: "List the MAC addresses the switch has learned, per VSID, with the port\nthey are behind and the seconds since they were last seen.",
 			run: (*cli).macList},
 	}
+}
+
+// interspersed lets flags follow positional arguments (port add NAME --type ...).
+func interspersed(fs *flag.FlagSet, args []string) error {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	return fs.Parse(pos)
 }
 
 func (c *cli) dispatch(args []string) error {
@@ -148,7 +179,10 @@ func (c *cli) dispatch(args []string) error {
 			fs.PrintDefaults()
 		}
 	}
-	if err := fs.Parse(rest); err != nil {
+	if v.setup != nil {
+		v.setup(fs)
+	}
+	if err := interspersed(fs, rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
@@ -268,4 +302,78 @@ func (c *cli) macList(fs *flag.FlagSet) error {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\n", m.VSID, m.MAC, m.Port, m.Age)
 	}
 	return tw.Flush()
+}
+
+// portFlags registers --vsid (and --type, --dev when adding). A VSID left
+// unset is an error, not a silent 0.
+func portFlags(add bool) func(fs *flag.FlagSet) {
+	return func(fs *flag.FlagSet) {
+		if add {
+			fs.String("type", "", "port type: afxdp or tap")
+			fs.String("dev", "", "device to attach: a NIC or veth for afxdp, a TAP name for tap")
+		}
+		fs.String("vsid", "", "virtual subnet ID: 0 (non-virtualized) or 4096..16777214")
+	}
+}
+
+func vsidFlag(fs *flag.FlagSet) (*uint32, error) {
+	s := fs.Lookup("vsid").Value.String()
+	if s == "" {
+		return nil, usagef("--vsid is required: 0 for non-virtualized traffic or 4096..16777214")
+	}
+	v, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || (v != 0 && (v < uint64(vswitch.VSIDMin) || v > uint64(vswitch.VSIDMax))) {
+		return nil, usagef("--vsid %q: want 0 or %d..%d", s, vswitch.VSIDMin, vswitch.VSIDMax)
+	}
+	u := uint32(v)
+	return &u, nil
+}
+
+func (c *cli) portAdd(fs *flag.FlagSet) error {
+	vsid, err := vsidFlag(fs)
+	if err != nil {
+		return err
+	}
+	req := api.AddPort{Name: fs.Arg(0), Type: fs.Lookup("type").Value.String(), Dev: fs.Lookup("dev").Value.String(), VSID: vsid}
+	if req.Type == "" {
+		return usagef("--type is required: afxdp or tap")
+	}
+	if req.Dev == "" {
+		return usagef("--dev is required: the device to attach")
+	}
+	var p api.Port
+	if err := c.client.Do("POST", "/ports", req, &p); err != nil {
+		return err
+	}
+	if c.format == "json" {
+		return c.json(p)
+	}
+	fmt.Fprintf(c.out, "port %s added: %s %s, VSID %s, MTU %d\n", p.Name, p.Type, p.Dev, vsidString(p.VSID), p.MTU)
+	return nil
+}
+
+func (c *cli) portDel(fs *flag.FlagSet) error {
+	if err := c.client.Do("DELETE", "/ports/"+api.PathEscape(fs.Arg(0)), nil, nil); err != nil {
+		return err
+	}
+	if c.format != "json" {
+		fmt.Fprintf(c.out, "port %s removed\n", fs.Arg(0))
+	}
+	return nil
+}
+
+func (c *cli) portSet(fs *flag.FlagSet) error {
+	vsid, err := vsidFlag(fs)
+	if err != nil {
+		return err
+	}
+	var p api.Port
+	if err := c.client.Do("PATCH", "/ports/"+api.PathEscape(fs.Arg(0)), api.SetPort{VSID: vsid}, &p); err != nil {
+		return err
+	}
+	if c.format == "json" {
+		return c.json(p)
+	}
+	fmt.Fprintf(c.out, "port %s now in VSID %s\n", p.Name, vsidString(p.VSID))
+	return nil
 }

@@ -127,14 +127,13 @@ func MaxMTU(frameSize int) int { return frameSize - xdpPacketHeadroom - EthOverh
 
 // Port is an AF_XDP port. See the package documentation.
 type Port struct {
-	name    string
-	dev     string
-	ifindex int
-	queue   int
-	mac     net.HardwareAddr
-	mtu     int
-	log     zerolog.Logger
-	hot     zerolog.Logger // sampled: the data path logs only through it
+	name  string
+	dev   string
+	queue int
+	mac   net.HardwareAddr
+	mtu   int
+	log   zerolog.Logger
+	hot   zerolog.Logger // sampled: the data path logs only through it
 
 	x         *xsk
 	prog      *program
@@ -172,7 +171,10 @@ type Port struct {
 	txKicks    atomic.Uint64
 }
 
-var _ ports.Port = (*Port)(nil)
+var (
+	_ ports.Port   = (*Port)(nil)
+	_ ports.Waiter = (*Port)(nil)
+)
 
 // New opens a port: it attaches the steering XDP program to cfg.Dev (or
 // shares the one another port attached), creates the socket and its UMEM,
@@ -201,7 +203,7 @@ func New(cfg Config) (*Port, error) {
 
 	att, err := acquireProgram(link, cfg.Queue, cfg.Mode)
 	if err != nil {
-		return nil, fmt.Errorf("afxdp: attach %s: %w", dev, err)
+		return nil, fmt.Errorf("afxdp: attach %s: %w", dev, hint(err))
 	}
 	prog := att.prog
 	fail := func(err error) (*Port, error) {
@@ -250,7 +252,6 @@ func New(cfg Config) (*Port, error) {
 	p := &Port{
 		name:      cfg.Name,
 		dev:       dev,
-		ifindex:   attrs.Index,
 		queue:     cfg.Queue,
 		mac:       slices.Clone(attrs.HardwareAddr),
 		mtu:       attrs.MTU,
@@ -348,6 +349,19 @@ func (p *Port) ZeroCopy() bool { return p.x.zeroCopy }
 // ModeGeneric.
 func (p *Port) XDPMode() XDPMode { return p.xdpMode }
 
+// WaitFDs implements ports.Waiter: the socket, which poll(2) reports
+// readable (POLLIN) while the rx ring holds frames. The poll also does
+// the socket's pending work: in zero-copy mode it wakes the driver when
+// the driver asked for it. WaitFDs returns nil after Close.
+func (p *Port) WaitFDs() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed.Load() {
+		return nil
+	}
+	return []int{p.x.fd}
+}
+
 // enter marks one direction busy, or reports that the port is closed. With
 // Close doing the opposite (closed, then wait for busy to clear), one of
 // the two always sees the other: Go's atomics are sequentially consistent.
@@ -441,8 +455,8 @@ func (p *Port) refill() {
 // Transmit implements ports.Port. It reclaims completed transmit frames,
 // copies b's frames into free ones, publishes them in one go and kicks the
 // kernel: in copy mode the kernel sends during the kick, so Transmit kicks
-// until the tx ring is drained (one kick for the whole batch on Linux 6.17
-// and later, one per 32 frames before).
+// until the tx ring is drained (one kick for the whole batch where the
+// kernel accepts XDP_MAX_TX_SKB_BUDGET, one per 32 frames elsewhere).
 //
 // The count returned includes frames the port dropped and counted itself
 // (Stats().Drops "tx-too-big", "link-down"), so that the caller does not
@@ -527,8 +541,8 @@ func (p *Port) reclaim() {
 	x.comp.release(n)
 }
 
-// flush gets the tx ring sent. It returns ENETDOWN when the link is down
-// and 0 otherwise; other errors are counted.
+// flush gets the tx ring sent. It returns ENETDOWN when the link is down;
+// other errors are counted by kickOnce.
 func (p *Port) flush() unix.Errno {
 	x := p.x
 	if x.zeroCopy {
@@ -540,8 +554,10 @@ func (p *Port) flush() unix.Errno {
 		return p.kickOnce()
 	}
 	for range p.maxKicks {
-		if e := p.kickOnce(); e == unix.ENETDOWN || e == unix.EINVAL || e == unix.ENXIO || e == unix.EBADF {
-			return e
+		switch e := p.kickOnce(); e {
+		case 0, unix.EAGAIN, unix.EINTR, unix.ENOBUFS, unix.EBUSY:
+		default:
+			return e // ENETDOWN, or an error kicking again will not cure
 		}
 		p.reclaim()
 		if x.tx.drained() {

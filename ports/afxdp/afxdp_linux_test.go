@@ -338,3 +338,210 @@ func TestNoAllocs(t *testing.T) {
 		t.Errorf("Transmit allocates %v per call", n)
 	}
 }
+
+func TestReceiveTooBig(t *testing.T) {
+	needRoot(t)
+	v := newVethPair(t, pairOpt{})
+	p := openPort(t, Config{Dev: v.host})
+	fd := v.packetSocket(t)
+	a, err := ring.NewArena(ring.ArenaConfig{Frames: ring.BatchSize, FrameSize: 512, Headroom: 128})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := ring.NewBatch(a)
+	for i, size := range []int{100, 600, 200} { // 600 does not fit 512-128
+		if _, err := unix.Write(fd, testFrame(v.hostMAC, v.peerMAC, uint64(i), size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var sizes []int
+	deadline := time.Now().Add(5 * time.Second)
+	for len(sizes) < 2 && time.Now().Before(deadline) {
+		resetBatch(b)
+		n, err := p.Receive(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			sizes = append(sizes, len(b.Data(i)))
+		}
+	}
+	if len(sizes) != 2 || sizes[0] != 100 || sizes[1] != 200 {
+		t.Fatalf("received sizes %v, want [100 200]", sizes)
+	}
+	if d := p.Stats().Drops["too-big"]; d != 1 {
+		t.Errorf("too-big drops %d, want 1", d)
+	}
+}
+
+func TestBindFailureCleansUp(t *testing.T) {
+	needRoot(t)
+	v := newVethPair(t, pairOpt{}) // one active queue
+	_, err := New(Config{Dev: v.host, Queue: 1})
+	if err == nil {
+		t.Fatal("New on an inactive queue succeeded")
+	}
+	t.Log(err)
+	if id := xdpAttached(t, v.host); id != 0 {
+		t.Fatalf("failed New left XDP program %d", id)
+	}
+	// The device is usable afterwards.
+	openPort(t, Config{Dev: v.host})
+}
+
+// TestCloseWhileBusy closes a port while Receive and Transmit run in
+// other goroutines: Close waits for them, they then see ErrPortClosed,
+// and no file descriptor is left behind.
+func TestCloseWhileBusy(t *testing.T) {
+	needRoot(t)
+	v := newVethPair(t, pairOpt{})
+	fdsBefore := openFDs(t)
+	p, err := New(Config{Dev: v.host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames := make([][]byte, ring.BatchSize)
+	for i := range frames {
+		frames[i] = testFrame(v.peerMAC, v.hostMAC, uint64(i), 64)
+	}
+	errs := make(chan error, 2)
+	go func() {
+		_, b := newBatch(t)
+		for {
+			resetBatch(b)
+			if _, err := p.Receive(b); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	go func() {
+		_, b := newBatch(t)
+		fillBatch(b, frames)
+		for {
+			if _, err := p.Transmit(b); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, ports.ErrPortClosed) {
+				t.Errorf("after Close: %v, want ErrPortClosed", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Receive or Transmit still running 5s after Close")
+		}
+	}
+	if after := openFDs(t); after != fdsBefore {
+		t.Errorf("%d file descriptors open after Close, %d before New", after, fdsBefore)
+	}
+	if st := p.Stats(); st.TxFrames == 0 {
+		t.Errorf("no frames sent while busy: %+v", st)
+	}
+}
+
+// TestVethPeerMTU: native XDP on a veth needs the peer's MTU at most 3506.
+func TestVethPeerMTU(t *testing.T) {
+	needRoot(t)
+	v := newVethPair(t, pairOpt{})
+	run(t, "ip", "-n", v.ns, "link", "set", v.peer, "mtu", "4000")
+	_, err := New(Config{Dev: v.host, Mode: ModeNative})
+	if !errors.Is(err, unix.ERANGE) || !strings.Contains(err.Error(), "3506") {
+		t.Fatalf("native attach with peer MTU 4000 = %v, want ERANGE naming 3506", err)
+	}
+	t.Log(err)
+	if id := xdpAttached(t, v.host); id != 0 {
+		t.Fatalf("refused attach left XDP program %d", id)
+	}
+	p := openPort(t, Config{Dev: v.host, Logger: testLogger(t)})
+	if p.XDPMode() != ModeGeneric {
+		t.Fatalf("ModeAuto with peer MTU 4000 attached in %s mode, want generic", p.XDPMode())
+	}
+}
+
+// TestNoPermission runs New and Available on a thread without effective
+// capabilities (capabilities are per thread in Linux).
+func TestNoPermission(t *testing.T) {
+	needRoot(t)
+	v := newVethPair(t, pairOpt{})
+	var availErr, newErr error
+	withoutCaps(t, func() {
+		availErr = Available()
+		var p *Port
+		p, newErr = New(Config{Dev: v.host})
+		if p != nil {
+			p.Close()
+		}
+	})
+	if !errors.Is(availErr, unix.EPERM) {
+		t.Errorf("Available without capabilities = %v, want EPERM", availErr)
+	}
+	if !errors.Is(newErr, unix.EPERM) || !strings.Contains(newErr.Error(), v.host) {
+		t.Errorf("New without capabilities = %v, want EPERM naming the device", newErr)
+	}
+	t.Log(availErr)
+	t.Log(newErr)
+	if id := xdpAttached(t, v.host); id != 0 {
+		t.Fatalf("refused attach left XDP program %d", id)
+	}
+}
+
+func TestErrorHints(t *testing.T) {
+	for _, tc := range []struct {
+		errno unix.Errno
+		want  string
+	}{
+		{unix.EPERM, "CAP_NET_RAW"},
+		{unix.ENOMEM, "RLIMIT_MEMLOCK"},
+		{unix.EAFNOSUPPORT, "CONFIG_XDP_SOCKETS"},
+	} {
+		err := hint(failed("register UMEM", tc.errno))
+		if !errors.Is(err, tc.errno) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("hint(%v) = %v, want it wrapped with %q", tc.errno, err, tc.want)
+		}
+	}
+	// asavie/xdp formats errors with %v; errnoOf gets the errno back.
+	lost := errors.New("ebpf.NewMap qidconf_map failed (try increasing RLIMIT_MEMLOCK): map create: operation not permitted")
+	if err := errnoOf(lost); !errors.Is(err, unix.EPERM) || err.Error() != lost.Error() {
+		t.Errorf("errnoOf(%q) = %v, want EPERM with the same text", lost, err)
+	}
+}
+
+func TestWaitFDs(t *testing.T) {
+	needRoot(t)
+	v := newVethPair(t, pairOpt{})
+	p := openPort(t, Config{Dev: v.host})
+	fds := p.WaitFDs()
+	if len(fds) != 1 {
+		t.Fatalf("WaitFDs = %v, want one descriptor", fds)
+	}
+	pfd := []unix.PollFd{{Fd: int32(fds[0]), Events: unix.POLLIN}}
+	if n, err := unix.Poll(pfd, 50); err != nil || n != 0 {
+		t.Fatalf("poll with nothing waiting = %d, %v (revents %#x), want a timeout", n, err, pfd[0].Revents)
+	}
+	fd := v.packetSocket(t)
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		unix.Write(fd, testFrame(v.hostMAC, v.peerMAC, 7, 64))
+	}()
+	start := time.Now()
+	n, err := unix.Poll(pfd, 5000)
+	if err != nil || n != 1 || pfd[0].Revents&unix.POLLIN == 0 {
+		t.Fatalf("poll = %d, %v (revents %#x), want POLLIN", n, err, pfd[0].Revents)
+	}
+	t.Logf("woke %v after the frame was sent", time.Since(start)-20*time.Millisecond)
+	if got := receiveFrames(t, p, 1, time.Second); len(got) != 1 {
+		t.Fatal("POLLIN but no frame")
+	}
+	p.Close()
+	if fds := p.WaitFDs(); fds != nil {
+		t.Errorf("WaitFDs after Close = %v, want nil", fds)
+	}
+}

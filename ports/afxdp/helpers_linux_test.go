@@ -124,32 +124,38 @@ func newVethPair(t testing.TB, o pairOpt) *vethPair {
 // created there stays in that namespace.
 func (v *vethPair) withNS(t testing.TB, f func()) {
 	t.Helper()
+	if err := v.inNS(func() error { f(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// inNS is withNS for any goroutine: it returns errors instead of failing
+// the test.
+func (v *vethPair) inNS(f func() error) error {
 	runtime.LockOSThread()
 	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		runtime.UnlockOSThread()
-		t.Fatal(err)
+		return err
 	}
 	defer unix.Close(orig)
 	target, err := unix.Open("/run/netns/"+v.ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		runtime.UnlockOSThread()
-		t.Fatal(err)
+		return err
 	}
 	defer unix.Close(target)
 	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
 		runtime.UnlockOSThread()
-		t.Fatal(err)
+		return err
 	}
-	defer func() {
-		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-			// Leave the thread locked: Go discards it with the goroutine.
-			t.Errorf("return to the test's namespace: %v", err)
-			return
-		}
-		runtime.UnlockOSThread()
-	}()
-	f()
+	ferr := f()
+	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+		// Leave the thread locked: Go discards it with the goroutine.
+		return fmt.Errorf("return to the test's namespace: %w", err)
+	}
+	runtime.UnlockOSThread()
+	return ferr
 }
 
 // packetSocket opens an AF_PACKET socket on the peer end, inside the
@@ -315,14 +321,14 @@ func openPort(t testing.TB, cfg Config) *Port {
 	return p
 }
 
-// passProgram is an XDP program that passes every frame.
-func passProgram(t testing.TB) *ebpf.Program {
+// xdpProgram loads an XDP program that returns action for every frame.
+func xdpProgram(t testing.TB, name string, action int32) *ebpf.Program {
 	t.Helper()
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:         "xvs_pass",
+		Name:         name,
 		Type:         ebpf.XDP,
 		License:      "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 2 /* XDP_PASS */), asm.Return()},
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, action), asm.Return()},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -330,6 +336,9 @@ func passProgram(t testing.TB) *ebpf.Program {
 	t.Cleanup(func() { prog.Close() })
 	return prog
 }
+
+// passProgram is an XDP program that passes every frame.
+func passProgram(t testing.TB) *ebpf.Program { return xdpProgram(t, "xvs_pass", 2 /* XDP_PASS */) }
 
 // attachGeneric attaches prog to dev in generic (skb) mode, as another
 // tool would have left it.
@@ -351,4 +360,41 @@ func netInterface(dev string) (int, error) {
 		return 0, err
 	}
 	return ifi.Index, nil
+}
+
+// openFDs counts the process's open file descriptors.
+func openFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// withoutCaps runs f on a thread whose effective capabilities are empty,
+// then restores them (the permitted set is kept, so that is allowed).
+func withoutCaps(t testing.TB, f func()) {
+	t.Helper()
+	runtime.LockOSThread()
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var saved, none [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &saved[0]); err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	none = saved
+	none[0].Effective, none[1].Effective = 0, 0
+	if err := unix.Capset(&hdr, &none[0]); err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := unix.Capset(&hdr, &saved[0]); err != nil {
+			t.Errorf("restore capabilities: %v", err) // the thread stays locked and dies with its goroutine
+			return
+		}
+		runtime.UnlockOSThread()
+	}()
+	f()
 }

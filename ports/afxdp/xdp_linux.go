@@ -61,7 +61,6 @@ func (m XDPMode) flags() int {
 // program is the XDP program attached to one device.
 type program struct {
 	ifindex int
-	dev     string
 	prog    *xdp.Program
 	mode    XDPMode // ModeNative or ModeGeneric: how it is attached
 	queues  map[int]bool
@@ -140,7 +139,7 @@ func attachProgram(link netlink.Link, want XDPMode) (attachment, error) {
 	if err != nil {
 		return a, fmt.Errorf("load XDP program: %w", errnoOf(err))
 	}
-	p := &program{ifindex: attrs.Index, dev: attrs.Name, prog: prog, queues: map[int]bool{}}
+	p := &program{ifindex: attrs.Index, prog: prog, queues: map[int]bool{}}
 	mode := want
 	if mode == ModeAuto {
 		mode = ModeNative

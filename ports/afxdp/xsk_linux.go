@@ -126,7 +126,8 @@ func newXSK(c xskConfig) (_ *xsk, err error) {
 	x.rx = newDescRing(x.ringMem[2], off.Rx, c.rxSize)
 	x.tx = newDescRing(x.ringMem[3], off.Tx, c.txSize)
 
-	// Linux 6.17+ lets one kick send more than 32 frames in copy mode.
+	// Newer kernels (6.18 here) let one kick send more than 32 frames in
+	// copy mode; older ones refuse the option and keep 32.
 	x.txBudget = 32
 	if unix.SetsockoptInt(x.fd, unix.SOL_XDP, unix.XDP_MAX_TX_SKB_BUDGET, int(c.txSize)) == nil {
 		x.txBudget = int(c.txSize)
