@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -70,8 +69,6 @@ func checkReachability(t *testing.T, vms []vm) {
 		t.Errorf("arping vm4 -> vm2 crossed VSIDs:\n%s", out)
 	}
 }
-
-var iperfRate = regexp.MustCompile(`"bits_per_second":\s*([0-9.e+]+)`)
 
 // iperf runs a TCP iperf3 from a to b and returns Gbit/s.
 func iperf(t *testing.T, a, b vm, seconds int) float64 {

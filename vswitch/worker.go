@@ -22,8 +22,8 @@ type worker struct {
 	marked []bool       // by port index: has frames in its tx batch
 	queued []*portState // ports with frames in their tx batch, in first-use order
 
-	last    *snapshot   // the snapshot of the last round
-	waiter  idleWaiter  // blocks until a port has frames, where ports allow it
+	last    *snapshot     // the snapshot of the last round
+	waiter  idleWaiter    // blocks until a port has frames, where ports allow it
 	epoch   atomic.Uint64 // incremented at the start of every poll round
 	stopped atomic.Bool
 }
