@@ -14,7 +14,7 @@ STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/... ./bench/cmd/...
 
 test:
 	$(GO) test -count=1 ./...
@@ -48,3 +48,9 @@ demo-clean:
 	BIN=$(BIN) scripts/demo.sh clean
 
 .PHONY: demo demo-clean
+
+# Port forwarding benchmark on veths: XDP_REDIRECT ceiling, Linux bridge, xvs.
+bench-ports: build
+	BIN=$(BIN) bench/ports.sh
+
+.PHONY: bench-ports
