@@ -13,6 +13,7 @@
 #
 # xvs-pktgen sends from gen0 (XDP live frames) and counts at sink0 (XDP).
 # Everything lives in namespaces xvs-bp-*; they are removed on exit.
+# Knobs: DURATION (s per case), SIZES, FLOWS, CASES, XVS_WORKERS, VERBOSE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
@@ -92,7 +93,7 @@ fwd_up() {
 		cat >"$TMP/xvsd.yaml" <<CFG
 api_socket: $TMP/xvsd.sock
 metrics_address: ""
-workers: 1
+workers: ${XVS_WORKERS:-1}
 poll_mode: adaptive
 ports:
   - {name: in, type: afxdp, dev: xbpin, vsid: 0}
