@@ -37,6 +37,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzSPSCIndexes$$' -fuzztime $(FUZZTIME) ./ring/
 	$(GO) test -run '^$$' -fuzz '^FuzzAPIRequest$$' -fuzztime $(FUZZTIME) ./cmd/xvsd/
 	$(GO) test -run '^$$' -fuzz '^FuzzPipeline$$' -fuzztime $(FUZZTIME) ./vswitch/
+	$(GO) test -run '^$$' -fuzz '^FuzzVnetApply$$' -fuzztime $(FUZZTIME) ./ports/tap/
+	$(GO) test -run '^$$' -fuzz '^FuzzFrame$$' -fuzztime $(FUZZTIME) ./cmd/xvs-pktgen/internal/frame/
 
 clean:
 	rm -rf $(BIN)
