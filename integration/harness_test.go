@@ -159,14 +159,20 @@ type portSpec struct {
 
 func startXVSD(t *testing.T, ports ...portSpec) *xvsd {
 	t.Helper()
-	dir := t.TempDir()
-	d := &xvsd{t: t, dir: dir, socket: filepath.Join(dir, "xvsd.sock"), config: filepath.Join(dir, "xvsd.yaml")}
 	var b strings.Builder
-	fmt.Fprintf(&b, "api_socket: %s\nmetrics_address: \"\"\nlog_level: debug\nports:\n", d.socket)
 	for _, p := range ports {
 		fmt.Fprintf(&b, "  - {name: %s, type: %s, dev: %s, vsid: %d}\n", p.name, p.typ, p.dev, p.vsid)
 	}
-	if err := os.WriteFile(d.config, []byte(b.String()), 0o644); err != nil {
+	return startXVSDConfig(t, b.String())
+}
+
+// startXVSDConfig starts xvsd with the given YAML lines under ports:.
+func startXVSDConfig(t *testing.T, portLines string) *xvsd {
+	t.Helper()
+	dir := t.TempDir()
+	d := &xvsd{t: t, dir: dir, socket: filepath.Join(dir, "xvsd.sock"), config: filepath.Join(dir, "xvsd.yaml")}
+	cfg := fmt.Sprintf("api_socket: %s\nmetrics_address: \"\"\nlog_level: debug\nports:\n%s\n", d.socket, portLines)
+	if err := os.WriteFile(d.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	d.start()

@@ -61,6 +61,12 @@ type Stats struct {
 	TxFrames uint64
 	TxBytes  uint64
 	Drops    map[string]uint64
+
+	// Offload counters: frames the port forwarded below the switch (an
+	// in-kernel fast path) on its behalf, received on this port and sent
+	// out of it. The switch adds them to its own counters.
+	OffloadRxFrames, OffloadRxBytes uint64
+	OffloadTxFrames, OffloadTxBytes uint64
 }
 
 // Waiter is implemented by ports whose arrivals can be waited for: WaitFDs

@@ -76,7 +76,8 @@ func (t *macTable) lookup(mac uint64) *macSlot {
 type learnResult uint8
 
 const (
-	learnKnown learnResult = iota // present already (refreshed, maybe moved)
+	learnKnown learnResult = iota // present already, refreshed
+	learnMoved                    // present already, behind another port now
 	learnNew                      // inserted
 	learnFull                     // not inserted: at the cap
 )
@@ -84,13 +85,15 @@ const (
 // learn records that mac was seen as a source on port at time now.
 func (t *macTable) learn(mac uint64, port uint32, now uint32) learnResult {
 	if s := t.lookup(mac); s != nil {
+		res := learnKnown
 		if s.port.Load() != port {
 			s.port.Store(port) // the station moved
+			res = learnMoved
 		}
 		if s.seen.Load() != now {
 			s.seen.Store(now)
 		}
-		return learnKnown
+		return res
 	}
 	if t.count.Load() >= t.limit {
 		return learnFull
@@ -118,9 +121,9 @@ func (t *macTable) learn(mac uint64, port uint32, now uint32) learnResult {
 	return learnFull // unreachable: the table is twice the cap
 }
 
-// removeIf removes the entries for which drop returns true and returns how
-// many it removed. Control plane only.
-func (t *macTable) removeIf(drop func(port uint32, seen uint32) bool) int {
+// removeIf removes the entries for which drop returns true, calls removed
+// (if not nil) for each, and returns how many it removed. Control plane only.
+func (t *macTable) removeIf(drop func(port uint32, seen uint32) bool, removed func(mac uint64)) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
@@ -129,9 +132,12 @@ func (t *macTable) removeIf(drop func(port uint32, seen uint32) bool) int {
 		if s.key.Load()&keyLive == 0 {
 			continue
 		}
-		if drop(s.port.Load(), s.seen.Load()) {
+		if k := s.key.Load(); drop(s.port.Load(), s.seen.Load()) {
 			s.key.Store(keyTomb)
 			n++
+			if removed != nil {
+				removed(k &^ keyLive)
+			}
 		}
 	}
 	t.count.Add(int32(-n))

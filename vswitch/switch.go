@@ -84,6 +84,20 @@ type Config struct {
 	MACLimit  int              // learned MACs per VSID (default 4096)
 	MACAgeing time.Duration    // a MAC not seen for this long is forgotten (default 300 s)
 	Logger    zerolog.Logger   // control-plane events; never per frame
+	Offload   Offload          // told about learned stations; nil: none
+}
+
+// Offload is told which stations the switch has learned, so that a layer
+// below it (the AF_XDP ports' in-kernel fast path) can forward known
+// unicast between its ports on the switch's behalf. Learn comes from a
+// worker the first time a station is seen or when it moves (not per
+// frame); the rest from the control plane. Implementations must ignore
+// ports they cannot serve.
+type Offload interface {
+	Learn(vsid uint32, mac uint64, p ports.Port)
+	Forget(vsid uint32, mac uint64)
+	// SetVSID says which VSID p's frames belong to; VSIDUnassigned: none.
+	SetVSID(p ports.Port, vsid uint32)
 }
 
 const (
@@ -311,6 +325,9 @@ func (s *Switch) joinLocked(ps *portState) {
 	if ps.vsid == VSIDUnassigned {
 		return
 	}
+	if s.cfg.Offload != nil {
+		s.cfg.Offload.SetVSID(ps.port, ps.vsid)
+	}
 	d, ok := s.domains[ps.vsid]
 	if !ok {
 		d = &domainState{vsid: ps.vsid, macs: newMACTable(s.cfg.MACLimit)}
@@ -326,13 +343,23 @@ func (s *Switch) leaveLocked(ps *portState) {
 	if !ok {
 		return
 	}
+	if s.cfg.Offload != nil {
+		s.cfg.Offload.SetVSID(ps.port, VSIDUnassigned)
+	}
 	d.members = slices.DeleteFunc(slices.Clone(d.members), func(i uint16) bool { return i == ps.idx })
+	idx := uint32(ps.idx)
+	d.macs.removeIf(func(port, _ uint32) bool { return port == idx }, s.forgetter(d.vsid))
 	if len(d.members) == 0 {
 		delete(s.domains, ps.vsid)
-		return
 	}
-	idx := uint32(ps.idx)
-	d.macs.removeIf(func(port, _ uint32) bool { return port == idx })
+}
+
+// forgetter tells the offload that a station of vsid is gone.
+func (s *Switch) forgetter(vsid uint32) func(mac uint64) {
+	if s.cfg.Offload == nil {
+		return nil
+	}
+	return func(mac uint64) { s.cfg.Offload.Forget(vsid, mac) }
 }
 
 func (s *Switch) leastLoadedWorkerLocked() int {
@@ -442,7 +469,7 @@ func (s *Switch) Age() int {
 	defer s.mu.Unlock()
 	n := 0
 	for _, d := range s.domains {
-		n += d.macs.removeIf(func(_, seen uint32) bool { return now-seen > limit })
+		n += d.macs.removeIf(func(_, seen uint32) bool { return now-seen > limit }, s.forgetter(d.vsid))
 	}
 	return n
 }
@@ -508,6 +535,10 @@ type PortStats struct {
 	TxFrames uint64            `json:"tx_frames"`
 	TxBytes  uint64            `json:"tx_bytes"`
 	Drops    map[string]uint64 `json:"drops"`
+	// Of the rx/tx frames above, those forwarded by an offload (the
+	// in-kernel fast path) without passing through the switch's workers.
+	OffloadRxFrames uint64 `json:"offload_rx_frames"`
+	OffloadTxFrames uint64 `json:"offload_tx_frames"`
 }
 
 // Ports lists the ports by name.
@@ -567,9 +598,15 @@ func (s *Switch) Stats(name string) ([]PortStats, error) {
 		for r := range NumDropReasons {
 			st.Drops[r.String()] = ps.ctr.drops[r].Load()
 		}
-		for k, v := range ps.port.Stats().Drops {
+		own := ps.port.Stats()
+		for k, v := range own.Drops {
 			st.Drops[k] += v
 		}
+		st.OffloadRxFrames, st.OffloadTxFrames = own.OffloadRxFrames, own.OffloadTxFrames
+		st.RxFrames += own.OffloadRxFrames
+		st.RxBytes += own.OffloadRxBytes
+		st.TxFrames += own.OffloadTxFrames
+		st.TxBytes += own.OffloadTxBytes
 		out = append(out, st)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

@@ -61,6 +61,16 @@ func newRig(t *testing.T, cfg Config, portVSIDs map[string]uint32) *rig {
 	return r
 }
 
+// addPort adds a queue port to the rig.
+func (r *rig) addPort(name string, vsid uint32) {
+	r.t.Helper()
+	p := porttest.New(name, nil)
+	if err := r.sw.AddPort(p, vsid); err != nil {
+		r.t.Fatal(err)
+	}
+	r.p[name] = p
+}
+
 // send injects a frame on a port and runs the switch until it is consumed.
 func (r *rig) send(port string, f []byte) {
 	r.t.Helper()

@@ -190,8 +190,13 @@ func (w *worker) forward(snap *snapshot, v *portView, b *ring.Batch, now uint32)
 			w.drops[DropMalformed]++
 			continue
 		}
-		if macs.learn(src, in, now) == learnFull {
+		switch macs.learn(src, in, now) {
+		case learnFull:
 			w.drops[DropLearnCap]++
+		case learnNew, learnMoved:
+			if off := w.sw.cfg.Offload; off != nil {
+				off.Learn(dom.vsid, src, v.st.port)
+			}
 		}
 		if dst&macGroupBit == 0 {
 			if s := macs.lookup(dst); s != nil {

@@ -32,7 +32,7 @@ Verbs:
                        port or all; drop reasons: malformed, no-vsid, learn-cap
                        (source not learned, frame still forwarded), ring-full,
                        same-port, port-error, and the port's own (e.g. too-big)
-  port add NAME --type afxdp|tap --dev DEV --vsid N
+  port add NAME --type afxdp|tap --dev DEV --vsid N [--fast-path]
                        attach a device as a new port, without restarting xvsd
   port del NAME        detach a port and release its device
   port set NAME --vsid N
@@ -237,9 +237,13 @@ func (c *cli) portList(fs *flag.FlagSet) error {
 		return c.json(ps)
 	}
 	tw := c.table()
-	fmt.Fprintln(tw, "NAME\tTYPE\tDEV\tVSID\tMAC\tMTU\tWORKER")
+	fmt.Fprintln(tw, "NAME\tTYPE\tDEV\tVSID\tMAC\tMTU\tWORKER\tFAST-PATH")
 	for _, p := range ps {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\n", p.Name, dash(p.Type), dash(p.Dev), vsidString(p.VSID), dash(p.MAC), p.MTU, p.Worker)
+		fp := "no"
+		if p.FastPath {
+			fp = "yes"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", p.Name, dash(p.Type), dash(p.Dev), vsidString(p.VSID), dash(p.MAC), p.MTU, p.Worker, fp)
 	}
 	return tw.Flush()
 }
@@ -267,7 +271,7 @@ func (c *cli) stats(fs *flag.FlagSet) error {
 		return c.json(st)
 	}
 	tw := c.table()
-	fmt.Fprintln(tw, "PORT\tVSID\tRX FRAMES\tRX BYTES\tTX FRAMES\tTX BYTES\tDROPS")
+	fmt.Fprintln(tw, "PORT\tVSID\tRX FRAMES\tRX BYTES\tTX FRAMES\tTX BYTES\tFAST-PATH RX/TX\tDROPS")
 	for _, s := range st {
 		var reasons []string
 		for r, n := range s.Drops {
@@ -280,7 +284,7 @@ func (c *cli) stats(fs *flag.FlagSet) error {
 		if len(reasons) > 0 {
 			drops = strings.Join(reasons, " ")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", s.Name, vsidString(s.VSID), s.RxFrames, s.RxBytes, s.TxFrames, s.TxBytes, drops)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d/%d\t%s\n", s.Name, vsidString(s.VSID), s.RxFrames, s.RxBytes, s.TxFrames, s.TxBytes, s.OffloadRxFrames, s.OffloadTxFrames, drops)
 	}
 	return tw.Flush()
 }
@@ -311,6 +315,7 @@ func portFlags(add bool) func(fs *flag.FlagSet) {
 		if add {
 			fs.String("type", "", "port type: afxdp or tap")
 			fs.String("dev", "", "device to attach: a NIC or veth for afxdp, a TAP name for tap")
+			fs.Bool("fast-path", false, "afxdp: forward learned unicast between fast-path ports in the kernel (XDP_REDIRECT);\nthe device must accept redirected frames (a NIC, or a veth whose peer has GRO on or an XDP program)")
 		}
 		fs.String("vsid", "", "virtual subnet ID: 0 (non-virtualized) or 4096..16777214")
 	}
@@ -334,7 +339,8 @@ func (c *cli) portAdd(fs *flag.FlagSet) error {
 	if err != nil {
 		return err
 	}
-	req := api.AddPort{Name: fs.Arg(0), Type: fs.Lookup("type").Value.String(), Dev: fs.Lookup("dev").Value.String(), VSID: vsid}
+	req := api.AddPort{Name: fs.Arg(0), Type: fs.Lookup("type").Value.String(), Dev: fs.Lookup("dev").Value.String(), VSID: vsid,
+		FastPath: fs.Lookup("fast-path").Value.String() == "true"}
 	if req.Type == "" {
 		return usagef("--type is required: afxdp or tap")
 	}

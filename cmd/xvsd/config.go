@@ -32,10 +32,11 @@ type Config struct {
 
 // PortConfig is one entry of ports:.
 type PortConfig struct {
-	Name string  `yaml:"name"`
-	Type string  `yaml:"type"`
-	Dev  string  `yaml:"dev"`
-	VSID *uint32 `yaml:"vsid"`
+	Name     string  `yaml:"name"`
+	Type     string  `yaml:"type"`
+	Dev      string  `yaml:"dev"`
+	VSID     *uint32 `yaml:"vsid"`
+	FastPath bool    `yaml:"fast_path"` // afxdp: forward learned unicast in the kernel (the device must accept XDP_REDIRECT)
 }
 
 // defaultConfigYAML is what xvsd runs with when no file is given: a switch
@@ -51,7 +52,7 @@ headroom: 256                   # bytes in front of each frame for encapsulation
 frames_per_worker: 4096         # frame buffers per worker
 mac_limit: 4096                 # learned MACs per VSID
 mac_ageing: 300s                # forget a MAC not seen for this long
-ports: []                       # - {name: vm1, type: afxdp, dev: veth-vm1, vsid: 5001}
+ports: []                       # - {name: vm1, type: afxdp, dev: veth-vm1, vsid: 5001, fast_path: false}
 `
 
 // loadConfig reads a config from r (defaults for what it omits) and

@@ -27,6 +27,9 @@ type daemon struct {
 	sw      *vswitch.Switch
 	started time.Time
 
+	fastPath    *fastPath // nil when the kernel refused its maps
+	fastPathErr error
+
 	mu    sync.Mutex // serialises port changes and guards meta
 	meta  map[string]portMeta
 	apiLn net.Listener
@@ -34,7 +37,15 @@ type daemon struct {
 	mets  *http.Server
 }
 
-type portMeta struct{ typ, dev string }
+type portMeta struct {
+	typ, dev string
+	fastPath bool
+}
+
+// newOffload creates the AF_XDP fast path; set by the platform's port types.
+var newOffload = func(zerolog.Logger) (*fastPath, error) {
+	return nil, errors.New("no fast path on this platform")
+}
 
 func newDaemon(cfg *Config, log zerolog.Logger) (*daemon, error) {
 	sc, err := cfg.switchConfig()
@@ -42,11 +53,21 @@ func newDaemon(cfg *Config, log zerolog.Logger) (*daemon, error) {
 		return nil, err
 	}
 	sc.Logger = log.With().Str("component", "switch").Logger()
+	d := &daemon{cfg: cfg, log: log, started: time.Now(), meta: map[string]portMeta{}}
+	if d.fastPath, d.fastPathErr = newOffload(log); d.fastPathErr != nil {
+		log.Debug().Err(d.fastPathErr).Msg("AF_XDP fast path unavailable")
+	} else {
+		sc.Offload = d.fastPath
+	}
 	sw, err := vswitch.New(sc)
 	if err != nil {
+		if d.fastPath != nil {
+			d.fastPath.close()
+		}
 		return nil, err
 	}
-	return &daemon{cfg: cfg, log: log, sw: sw, started: time.Now(), meta: map[string]portMeta{}}, nil
+	d.sw = sw
+	return d, nil
 }
 
 // start brings up the configured ports, the workers, the API and metrics.
@@ -58,7 +79,7 @@ func (d *daemon) start() (err error) {
 		}
 	}()
 	for i, p := range d.cfg.Ports {
-		if err := d.addPort(p.Name, p.Type, p.Dev, *p.VSID); err != nil {
+		if err := d.addPort(p.Name, p.Type, p.Dev, *p.VSID, p.FastPath); err != nil {
 			return fmt.Errorf("ports[%d] (%s): %w", i, p.Name, err)
 		}
 	}
@@ -76,7 +97,7 @@ func (d *daemon) start() (err error) {
 	return nil
 }
 
-func (d *daemon) addPort(name, typ, dev string, vsid uint32) error {
+func (d *daemon) addPort(name, typ, dev string, vsid uint32, fastPath bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.meta[name]; ok {
@@ -87,14 +108,14 @@ func (d *daemon) addPort(name, typ, dev string, vsid uint32) error {
 			return fmt.Errorf("dev: %s is already attached as port %s", dev, n)
 		}
 	}
-	p, err := newPort(d, typ, name, dev)
+	p, err := newPort(d, typ, name, dev, fastPath)
 	if err != nil {
 		return err
 	}
 	if err := d.sw.AddPort(p, vsid); err != nil {
 		return err
 	}
-	d.meta[name] = portMeta{typ: typ, dev: dev}
+	d.meta[name] = portMeta{typ: typ, dev: dev, fastPath: fastPath}
 	return nil
 }
 
@@ -114,7 +135,7 @@ func (d *daemon) ports() []api.Port {
 	var out []api.Port
 	for _, p := range d.sw.Ports() {
 		m := d.meta[p.Name]
-		out = append(out, api.Port{PortInfo: p, Type: m.typ, Dev: m.dev})
+		out = append(out, api.Port{PortInfo: p, Type: m.typ, Dev: m.dev, FastPath: m.fastPath})
 	}
 	return out
 }
@@ -216,7 +237,7 @@ func (d *daemon) routes() http.Handler {
 			fail(w, errors.New("name: missing"))
 			return
 		}
-		if err := d.addPort(req.Name, req.Type, req.Dev, *req.VSID); err != nil {
+		if err := d.addPort(req.Name, req.Type, req.Dev, *req.VSID, req.FastPath); err != nil {
 			fail(w, fmt.Errorf("port add %s: %w", req.Name, err))
 			return
 		}
@@ -314,5 +335,9 @@ func (d *daemon) close() {
 	}
 	if err := d.sw.Close(); err != nil {
 		d.log.Error().Err(err).Msg("closing ports")
+	}
+	if d.fastPath != nil {
+		d.fastPath.close()
+		d.fastPath = nil
 	}
 }

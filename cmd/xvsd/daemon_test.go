@@ -21,7 +21,7 @@ import (
 var memPorts = map[string]*porttest.Port{}
 
 func init() {
-	portTypes["memory"] = func(d *daemon, name, dev string) (ports.Port, error) {
+	portTypes["memory"] = func(d *daemon, name, dev string, _ bool) (ports.Port, error) {
 		p := porttest.New(name, nil)
 		memPorts[name] = p
 		return p, nil

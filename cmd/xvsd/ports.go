@@ -9,7 +9,7 @@ import (
 )
 
 // portFactory creates a port of one type from its name and device.
-type portFactory func(d *daemon, name, dev string) (ports.Port, error)
+type portFactory func(d *daemon, name, dev string, fastPath bool) (ports.Port, error)
 
 // portTypes are the port types xvsd can create, by the name used in the
 // config file and in `xvsctl port add --type`.
@@ -27,7 +27,7 @@ func portTypeList() string {
 	return strings.Join(names, ", ")
 }
 
-func newPort(d *daemon, typ, name, dev string) (ports.Port, error) {
+func newPort(d *daemon, typ, name, dev string, fastPath bool) (ports.Port, error) {
 	f, ok := portTypes[typ]
 	if !ok {
 		return nil, fmt.Errorf("type: %q: want one of %s", typ, portTypeList())
@@ -35,5 +35,5 @@ func newPort(d *daemon, typ, name, dev string) (ports.Port, error) {
 	if dev == "" {
 		return nil, fmt.Errorf("dev: missing: name the device the %s port attaches to", typ)
 	}
-	return f(d, name, dev)
+	return f(d, name, dev, fastPath)
 }

@@ -78,6 +78,10 @@ type Config struct {
 	// Logger receives setup and teardown lines, and sampled data-path
 	// errors. The zero value is silent.
 	Logger zerolog.Logger
+
+	// FastPath, if set, puts the switch's in-kernel fast path in front of
+	// the socket (see FastPath). All queues of a device must agree.
+	FastPath *FastPath
 }
 
 func (c *Config) normalize() error {
@@ -127,13 +131,15 @@ func MaxMTU(frameSize int) int { return frameSize - xdpPacketHeadroom - EthOverh
 
 // Port is an AF_XDP port. See the package documentation.
 type Port struct {
-	name  string
-	dev   string
-	queue int
-	mac   net.HardwareAddr
-	mtu   int
-	log   zerolog.Logger
-	hot   zerolog.Logger // sampled: the data path logs only through it
+	name    string
+	dev     string
+	ifindex int
+	fp      *FastPath
+	queue   int
+	mac     net.HardwareAddr
+	mtu     int
+	log     zerolog.Logger
+	hot     zerolog.Logger // sampled: the data path logs only through it
 
 	x         *xsk
 	prog      *program
@@ -201,7 +207,7 @@ func New(cfg Config) (*Port, error) {
 		return nil, fmt.Errorf("afxdp: attach %s: %w: Queue %d: the device has %d rx queues", dev, ErrBadConfig, cfg.Queue, attrs.NumRxQueues)
 	}
 
-	att, err := acquireProgram(link, cfg.Queue, cfg.Mode)
+	att, err := acquireProgram(link, cfg.Queue, cfg.Mode, cfg.FastPath)
 	if err != nil {
 		return nil, fmt.Errorf("afxdp: attach %s: %w", dev, hint(err))
 	}
@@ -252,6 +258,8 @@ func New(cfg Config) (*Port, error) {
 	p := &Port{
 		name:      cfg.Name,
 		dev:       dev,
+		ifindex:   attrs.Index,
+		fp:        cfg.FastPath,
 		queue:     cfg.Queue,
 		mac:       slices.Clone(attrs.HardwareAddr),
 		mtu:       attrs.MTU,
@@ -271,8 +279,14 @@ func New(cfg Config) (*Port, error) {
 		txFree:    x.txAddrs(),
 	}
 
+	if p.fp != nil {
+		if err := p.fp.join(p); err != nil {
+			x.close()
+			return fail(err)
+		}
+	}
 	ev := p.log.Info().Str("port", p.name).Str("dev", dev).Int("queue", cfg.Queue).
-		Str("xdp_mode", prog.mode.String())
+		Str("xdp_mode", prog.mode.String()).Bool("fast_path", p.fp != nil)
 	if att.fellBack != nil {
 		ev = ev.Str("native_refused", att.fellBack.Error())
 	}
@@ -609,7 +623,13 @@ func (p *Port) Stats() ports.Stats {
 		}
 	}
 	p.mu.Unlock()
+	var fc fastPathCounters
+	if p.fp != nil && !p.closed.Load() {
+		fc = p.fp.counters(p)
+	}
 	return ports.Stats{
+		OffloadRxFrames: fc.RxFrames, OffloadRxBytes: fc.RxBytes,
+		OffloadTxFrames: fc.TxFrames, OffloadTxBytes: fc.TxBytes,
 		RxFrames: p.rxFrames.Load(),
 		RxBytes:  p.rxBytes.Load(),
 		TxFrames: p.txFrames.Load(),
@@ -646,6 +666,9 @@ func (p *Port) Close() error {
 	}
 	if st, err := p.x.stats(); err == nil {
 		p.final = st
+	}
+	if p.fp != nil {
+		p.fp.leave(p)
 	}
 	err := errors.Join(releaseProgram(p.prog, p.queue), p.x.close())
 	if err != nil {

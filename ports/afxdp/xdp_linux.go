@@ -60,6 +60,7 @@ func (m XDPMode) flags() int {
 
 // program is the XDP program attached to one device.
 type program struct {
+	fp      *FastPath // nil: the plain steering program
 	ifindex int
 	prog    *xdp.Program
 	mode    XDPMode // ModeNative or ModeGeneric: how it is attached
@@ -81,7 +82,7 @@ type attachment struct {
 // acquireProgram makes sure the steering program is attached to link and
 // reserves queue for one socket. The caller binds its socket (in copy mode
 // when the program is generic) and then calls register.
-func acquireProgram(link netlink.Link, queue int, want XDPMode) (attachment, error) {
+func acquireProgram(link netlink.Link, queue int, want XDPMode, fp *FastPath) (attachment, error) {
 	programs.Lock()
 	defer programs.Unlock()
 	if programs.byIfindex == nil {
@@ -92,7 +93,7 @@ func acquireProgram(link netlink.Link, queue int, want XDPMode) (attachment, err
 	var a attachment
 	if p == nil {
 		var err error
-		if a, err = attachProgram(link, want); err != nil {
+		if a, err = attachProgram(link, want, fp); err != nil {
 			return a, err
 		}
 		p = a.prog
@@ -101,6 +102,9 @@ func acquireProgram(link netlink.Link, queue int, want XDPMode) (attachment, err
 		a.prog = p
 		if want != ModeAuto && want != p.mode {
 			return a, fmt.Errorf("another port attached the XDP program in %s mode, want %s", p.mode, want)
+		}
+		if fp != p.fp {
+			return a, fmt.Errorf("another port attached the XDP program with a different fast path setting: %w", unix.EBUSY)
 		}
 	}
 	if p.queues[queue] {
@@ -122,7 +126,7 @@ func (p *program) register(queue, fd int) error {
 
 // attachProgram loads a program and attaches it, replacing whatever XDP
 // program the device had.
-func attachProgram(link netlink.Link, want XDPMode) (attachment, error) {
+func attachProgram(link netlink.Link, want XDPMode, fp *FastPath) (attachment, error) {
 	attrs := link.Attrs()
 	var a attachment
 	if attrs.Xdp != nil && attrs.Xdp.Attached {
@@ -135,11 +139,17 @@ func attachProgram(link netlink.Link, want XDPMode) (attachment, error) {
 	// index makes the program abort (it returns XDP_ABORTED for a queue
 	// beyond the map).
 	entries := max(attrs.NumRxQueues, 1)
-	prog, err := xdp.NewProgram(entries)
+	var prog *xdp.Program
+	var err error
+	if fp != nil {
+		prog, err = newFastPathProgram(fp, entries)
+	} else {
+		prog, err = xdp.NewProgram(entries)
+	}
 	if err != nil {
 		return a, fmt.Errorf("load XDP program: %w", errnoOf(err))
 	}
-	p := &program{ifindex: attrs.Index, prog: prog, queues: map[int]bool{}}
+	p := &program{fp: fp, ifindex: attrs.Index, prog: prog, queues: map[int]bool{}}
 	mode := want
 	if mode == ModeAuto {
 		mode = ModeNative

@@ -48,17 +48,19 @@ type VersionInfo struct {
 // created.
 type Port struct {
 	vswitch.PortInfo
-	Type string `json:"type"`
-	Dev  string `json:"dev,omitempty"`
+	Type     string `json:"type"`
+	Dev      string `json:"dev,omitempty"`
+	FastPath bool   `json:"fast_path"`
 }
 
 // AddPort is the body of POST /v1/ports. VSID is a pointer so that a
 // missing VSID is an error rather than a silent 0 (non-virtualized).
 type AddPort struct {
-	Name string  `json:"name"`
-	Type string  `json:"type"`
-	Dev  string  `json:"dev"`
-	VSID *uint32 `json:"vsid"`
+	Name     string  `json:"name"`
+	Type     string  `json:"type"`
+	Dev      string  `json:"dev"`
+	VSID     *uint32 `json:"vsid"`
+	FastPath bool    `json:"fast_path,omitempty"`
 }
 
 // SetPort is the body of PATCH /v1/ports/{name}.
