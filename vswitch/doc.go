@@ -26,6 +26,11 @@
 // Every stage takes a whole batch; nothing allocates, locks or logs per
 // frame. Drops are counted per port and reason ([DropReason]).
 //
+// An [Offload] (the AF_XDP ports' in-kernel fast path) may forward known
+// unicast below the switch; the switch tells it every station it learns,
+// moves or forgets and every port's VSID, so the offload never forwards
+// what the switch would not.
+//
 // Control-plane changes (ports added, removed or moved to another VSID)
 // publish a new immutable snapshot that workers pick up at the start of
 // their next poll round; a removed port is closed only after every worker

@@ -132,4 +132,12 @@
 // sequence-numbered run of 2 million frames (FIELD-NOTES: asavie/xdp
 // issue #24) arrived with no duplicate, no reordering and no loss the
 // kernel did not count.
+//
+// # Fast path
+//
+// With Config.FastPath set, the device runs xvs's own XDP program (see
+// FastPath): known unicast between fast-path ports of one switch, in one
+// VSID, is XDP_REDIRECTed in the kernel and never reaches the socket; the
+// switch decides what is known through FastPath.Learn, Forget and SetVSID.
+// The egress device must accept XDP_REDIRECT (on a veth: NAPI on the peer).
 package afxdp
