@@ -39,6 +39,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzPipeline$$' -fuzztime $(FUZZTIME) ./vswitch/
 	$(GO) test -run '^$$' -fuzz '^FuzzVnetApply$$' -fuzztime $(FUZZTIME) ./ports/tap/
 	$(GO) test -run '^$$' -fuzz '^FuzzFrame$$' -fuzztime $(FUZZTIME) ./cmd/xvs-pktgen/internal/frame/
+	$(GO) test -run '^$$' -fuzz '^FuzzFrame$$' -fuzztime $(FUZZTIME) ./wnv/header/
+	$(GO) test -run '^$$' -fuzz '^FuzzIPv4Rewrite$$' -fuzztime $(FUZZTIME) ./wnv/header/
+	$(GO) test -run '^$$' -fuzz '^FuzzNVGRE$$' -fuzztime $(FUZZTIME) ./wnv/header/
 
 clean:
 	rm -rf $(BIN)
