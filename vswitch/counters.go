@@ -15,6 +15,13 @@ const (
 	DropRingFull                    // the output port did not accept the frame
 	DropSamePort                    // destination is behind the port the frame came in on
 	DropPortError                   // the port's Transmit failed (link down, closed)
+	DropNoPolicy                    // WNV: no lookup record answers the frame (ARP/ND for an unknown address)
+	DropProxied                     // WNV: ARP/ND consumed by the switch's proxy (a request answered, or a VM's reply or announcement absorbed)
+	DropPoolEmpty                   // no spare buffer for a frame the switch had to build
+	DropSpoof                       // WNV: source MAC/CA not owned by the ingress port
+	DropIsolation                   // WNV: destination outside the source's routing domain
+	DropTTL                         // WNV: TTL or hop limit exhausted while routing
+	DropNoUplink                    // WNV: destination on another host; no encapsulation path
 	NumDropReasons
 )
 
@@ -25,6 +32,13 @@ var dropNames = [NumDropReasons]string{
 	DropRingFull:  "ring-full",
 	DropSamePort:  "same-port",
 	DropPortError: "port-error",
+	DropNoPolicy:  "no-policy",
+	DropProxied:   "proxied",
+	DropPoolEmpty: "pool-empty",
+	DropSpoof:     "spoof",
+	DropIsolation: "isolation",
+	DropTTL:       "ttl",
+	DropNoUplink:  "no-uplink",
 }
 
 func (r DropReason) String() string {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/xvswitch/xvs/ports"
 	"github.com/xvswitch/xvs/ring"
+	"github.com/xvswitch/xvs/wnv"
 )
 
 // VSID values with a meaning of their own. A virtualized port has a VSID in
@@ -85,6 +86,10 @@ type Config struct {
 	MACAgeing time.Duration    // a MAC not seen for this long is forgotten (default 300 s)
 	Logger    zerolog.Logger   // control-plane events; never per frame
 	Offload   Offload          // told about learned stations; nil: none
+	// Policy is the network virtualization policy; nil: none. With it,
+	// ARP and Neighbor Discovery on virtualized ports are answered by the
+	// switch from the policy's lookup records and never flooded.
+	Policy *wnv.Policy
 }
 
 // Offload is told which stations the switch has learned, so that a layer
@@ -178,7 +183,8 @@ type domainState struct {
 
 // snapshot is an immutable view of the ports for the data path.
 type snapshot struct {
-	views    []*portView   // by port index; nil where no port
+	views    []*portView // by port index; nil where no port
+	byName   map[string]*portView
 	byWorker [][]*portView // ports each worker polls
 }
 
@@ -378,7 +384,7 @@ func (s *Switch) leastLoadedWorkerLocked() int {
 
 // publishLocked builds a new snapshot from the control-plane state.
 func (s *Switch) publishLocked() {
-	snap := &snapshot{byWorker: make([][]*portView, len(s.workers))}
+	snap := &snapshot{byWorker: make([][]*portView, len(s.workers)), byName: map[string]*portView{}}
 	top := 0
 	for _, ps := range s.ports {
 		top = max(top, int(ps.idx)+1)
@@ -394,6 +400,7 @@ func (s *Switch) publishLocked() {
 		}
 		v := &portView{st: ps, dom: doms[ps.vsid]}
 		snap.views[ps.idx] = v
+		snap.byName[ps.name] = v
 		snap.byWorker[ps.worker] = append(snap.byWorker[ps.worker], v)
 	}
 	s.snap.Store(snap)

@@ -7,20 +7,22 @@ import (
 	"time"
 
 	"github.com/xvswitch/xvs/ring"
+	"github.com/xvswitch/xvs/wnv"
 )
 
 // worker polls a set of ports on one locked OS thread and runs the
 // pipeline for each received batch. All its state is owned by its
 // goroutine; the switch only reads epoch and stopped.
 type worker struct {
-	sw     *Switch
-	id     int
-	arena  *ring.Arena
-	pool   *ring.Pool // spare buffers for frames the switch creates or holds
-	rx     *ring.Batch
-	drops  dropTally
-	marked []bool       // by port index: has frames in its tx batch
-	queued []*portState // ports with frames in their tx batch, in first-use order
+	sw       *Switch
+	id       int
+	arena    *ring.Arena
+	pool     *ring.Pool // spare buffers for frames the switch creates or holds
+	rx       *ring.Batch
+	drops    dropTally
+	marked   []bool       // by port index: has frames in its tx batch
+	queued   []*portState // ports with frames in their tx batch, in first-use order
+	borrowed []uint32     // pool buffers holding frames built this batch, freed after flush
 
 	last    *snapshot     // the snapshot of the last round
 	waiter  idleWaiter    // blocks until a port has frames, where ports allow it
@@ -39,9 +41,10 @@ func newWorker(s *Switch, id int) (*worker, error) {
 	}
 	w := &worker{
 		sw: s, id: id, arena: a, pool: pool,
-		rx:     ring.NewBatch(a),
-		marked: make([]bool, MaxPorts),
-		queued: make([]*portState, 0, MaxPorts),
+		rx:       ring.NewBatch(a),
+		marked:   make([]bool, MaxPorts),
+		queued:   make([]*portState, 0, MaxPorts),
+		borrowed: make([]uint32, 0, ring.BatchSize),
 	}
 	w.stopped.Store(true)
 	// The receive batch owns buffers [0, BatchSize) for the worker's life:
@@ -124,10 +127,33 @@ func (w *worker) poll(snap *snapshot, v *portView, now uint32) int {
 		return 0
 	}
 	w.ingress(v, b)
+	// WNV applies to ports whose VSID is a virtual subnet of the policy;
+	// other VSIDs are plain isolated L2 segments.
+	var ps *wnv.Snapshot
+	if pol := w.sw.cfg.Policy; pol != nil && v.dom != nil && v.dom.vsid != VSIDNone {
+		ps = pol.Snapshot()
+		if _, virtual := ps.Subnet(v.dom.vsid); !virtual {
+			ps = nil
+		}
+	}
+	if ps != nil {
+		w.proxy(v, b, ps)
+	}
 	w.extensions(v, b)
-	w.forward(snap, v, b, now)
+	offload := w.sw.cfg.Offload
+	if ps != nil {
+		w.route(snap, v, b, ps)
+		// Policy-checked traffic (spoof, isolation) must not be learned
+		// into a fast path that would skip those checks.
+		offload = nil
+	}
+	w.forward(snap, v, b, now, offload)
 	w.drops.flush(&v.st.ctr)
 	w.flush()
+	for _, idx := range w.borrowed {
+		w.pool.Put(idx)
+	}
+	w.borrowed = w.borrowed[:0]
 	return n
 }
 
@@ -175,7 +201,7 @@ func mac48(b []byte) uint64 {
 
 // forward learns source addresses and queues each frame on its output
 // ports' transmit batches.
-func (w *worker) forward(snap *snapshot, v *portView, b *ring.Batch, now uint32) {
+func (w *worker) forward(snap *snapshot, v *portView, b *ring.Batch, now uint32, off Offload) {
 	dom := v.dom
 	if dom == nil {
 		return
@@ -194,7 +220,7 @@ func (w *worker) forward(snap *snapshot, v *portView, b *ring.Batch, now uint32)
 		case learnFull:
 			w.drops[DropLearnCap]++
 		case learnNew, learnMoved:
-			if off := w.sw.cfg.Offload; off != nil {
+			if off != nil {
 				off.Learn(dom.vsid, src, v.st.port)
 			}
 		}

@@ -39,6 +39,15 @@ Verbs:
                        move a port to another VSID (0 = non-virtualized)
   mac list             show the learned MAC addresses per VSID with their port and age
 
+Network virtualization policy (mirroring the HNV cmdlets), each with add, get
+and remove:
+  routing-domain       --id
+  virtual-subnet       --vsid --rd --prefix [--prefix6]
+  lookup-record        --vsid --ca --mac --pa [--rule encap|rewrite] [--port P]
+  customer-route       --rd [--vsid] --destination [--next-hop] [--metric]
+  provider-address     --interface --pa --prefix-length [--vlan]
+  provider-route       --destination [--next-hop] [--metric]
+
 Run 'xvsctl VERB --help' for the flags of a verb.
 
 Global flags:
@@ -117,7 +126,7 @@ type verb struct {
 }
 
 func (c *cli) verbs() map[string]verb {
-	return map[string]verb{
+	vs := map[string]verb{
 		"version": {help: "Print the versions of xvsctl and of the running xvsd, the API version, and how xvsd runs.",
 			run: (*cli).version},
 		"port list": {help: "List the ports of the switch.\n\nColumns: NAME, TYPE (afxdp, tap, ...), DEV (device), VSID (0 = non-virtualized,\n4096..16777214 = virtual subnet), MAC, MTU and the WORKER polling it.",
@@ -137,6 +146,8 @@ func (c *cli) verbs() map[string]verb {
 		"mac list": {help: "List the MAC addresses the switch has learned, per VSID, with the port\nthey are behind and the seconds since they were last seen.",
 			run: (*cli).macList},
 	}
+	policyVerbs(vs)
+	return vs
 }
 
 // interspersed lets flags follow positional arguments (port add NAME --type ...).
@@ -166,6 +177,17 @@ func (c *cli) dispatch(args []string) error {
 	}
 	v, ok := vs[name]
 	if !ok {
+		// "xvsctl lookup-record" alone, or with --help: name its verbs.
+		var subs []string
+		for k := range vs {
+			if strings.HasPrefix(k, args[0]+" ") {
+				subs = append(subs, "xvsctl "+k)
+			}
+		}
+		if len(subs) > 0 {
+			sort.Strings(subs)
+			return usagef("%s: say what to do:\n  %s\n(each takes --help)", args[0], strings.Join(subs, "\n  "))
+		}
 		return usagef("unknown verb %q (see xvsctl --help)", strings.Join(args[:min(2, len(args))], " "))
 	}
 	fs := flag.NewFlagSet("xvsctl "+name, flag.ContinueOnError)

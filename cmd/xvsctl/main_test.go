@@ -86,6 +86,46 @@ func TestAgainstRunningDaemon(t *testing.T) {
 	if code != 1 || !strings.Contains(errs, "no such port") {
 		t.Fatalf("stats of an unknown port: %d %q", code, errs)
 	}
+
+	// The policy verbs, as an operator would use them.
+	for _, args := range [][]string{
+		{"routing-domain", "add", "--id", "blue"},
+		{"virtual-subnet", "add", "--vsid", "5001", "--rd", "blue", "--prefix", "10.0.1.0/24"},
+		{"provider-address", "add", "--interface", "uplink", "--pa", "192.168.50.1", "--prefix-length", "24"},
+		{"lookup-record", "add", "--vsid", "5001", "--ca", "10.0.1.10", "--mac", "02:00:00:00:01:0a", "--pa", "192.168.50.1", "--rule", "encap", "--port", "vm1"},
+		{"customer-route", "add", "--rd", "blue", "--destination", "0.0.0.0/0", "--next-hop", "10.0.1.10"},
+	} {
+		if out, errs, code := ctl(append([]string{"--socket", sock}, args...)...); code != 0 {
+			t.Fatalf("xvsctl %s: %d %q %q", strings.Join(args, " "), code, out, errs)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"lookup-record", "add", "--vsid", "12", "--ca", "10.0.1.11", "--mac", "02:00:00:00:01:0b", "--pa", "192.168.50.1"}, "vsid: 12"},
+		{[]string{"lookup-record", "add", "--vsid", "5001", "--ca", "10.9.0.11", "--mac", "02:00:00:00:01:0b", "--pa", "192.168.50.1"}, "ca 10.9.0.11: outside virtual subnet 5001"},
+		{[]string{"lookup-record", "add", "--vsid", "5001", "--ca", "10.0.1.10", "--mac", "02:00:00:00:01:0c", "--pa", "192.168.50.1"}, "ca 10.0.1.10: already in vsid 5001"},
+		{[]string{"virtual-subnet", "add", "--vsid", "5002", "--rd", "green", "--prefix", "10.0.2.0/24"}, `"green"`},
+		{[]string{"routing-domain", "remove", "--id", "blue"}, "has virtual subnet 5001"},
+	} {
+		_, errs, code := ctl(append([]string{"--socket", sock}, tc.args...)...)
+		if code != 1 || !strings.Contains(errs, tc.want) {
+			t.Errorf("xvsctl %s: exit %d %q, want an error naming %q", strings.Join(tc.args, " "), code, errs, tc.want)
+		}
+	}
+	out, _, _ = ctl("--socket", sock, "-o", "json", "lookup-record", "get", "--vsid", "5001")
+	var recs []map[string]any
+	if json.Unmarshal([]byte(out), &recs) != nil || len(recs) != 1 || recs[0]["ca"] != "10.0.1.10" || recs[0]["vm_name"] != "vm1" {
+		t.Fatalf("lookup-record get: %q", out)
+	}
+	if _, errs, code := ctl("--socket", sock, "lookup-record", "remove", "--vsid", "5001", "--ca", "10.0.1.10"); code != 0 {
+		t.Fatalf("lookup-record remove: %q", errs)
+	}
+	out, _, _ = ctl("--socket", sock, "lookup-record", "get")
+	if strings.Contains(out, "10.0.1.10") {
+		t.Fatalf("removed record still listed:\n%s", out)
+	}
 }
 
 func TestUsageErrors(t *testing.T) {

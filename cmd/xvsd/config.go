@@ -13,6 +13,7 @@ import (
 	"github.com/xvswitch/xvs/cmd/internal/api"
 	"github.com/xvswitch/xvs/ring"
 	"github.com/xvswitch/xvs/vswitch"
+	"github.com/xvswitch/xvs/wnv"
 )
 
 // Config is the xvsd configuration file. Field names are the YAML keys.
@@ -28,6 +29,10 @@ type Config struct {
 	MACLimit       int          `yaml:"mac_limit"`
 	MACAgeing      string       `yaml:"mac_ageing"`
 	Ports          []PortConfig `yaml:"ports"`
+	// Policy is the network virtualization policy (see package wnv):
+	// routing domains, virtual subnets, lookup records, routes, provider
+	// addresses. xvsctl changes it at run time.
+	Policy wnv.PolicyConfig `yaml:"policy"`
 }
 
 // PortConfig is one entry of ports:.
@@ -92,6 +97,9 @@ func (c *Config) validate() error {
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
+	}
+	if _, err := wnv.LoadConfig(c.Policy); err != nil {
+		return fmt.Errorf("policy.%w", err)
 	}
 	if c.APISocket == "" {
 		return fmt.Errorf("api_socket: empty: want a path such as %s", api.DefaultSocket)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/xvswitch/xvs/cmd/internal/api"
 	"github.com/xvswitch/xvs/vswitch"
+	"github.com/xvswitch/xvs/wnv"
 )
 
 // daemon is xvsd at run time: the switch, the control API and metrics.
@@ -27,6 +28,7 @@ type daemon struct {
 	sw      *vswitch.Switch
 	started time.Time
 
+	policy      *wnv.Policy
 	fastPath    *fastPath // nil when the kernel refused its maps
 	fastPathErr error
 
@@ -53,7 +55,12 @@ func newDaemon(cfg *Config, log zerolog.Logger) (*daemon, error) {
 		return nil, err
 	}
 	sc.Logger = log.With().Str("component", "switch").Logger()
-	d := &daemon{cfg: cfg, log: log, started: time.Now(), meta: map[string]portMeta{}}
+	pol, err := wnv.LoadConfig(cfg.Policy)
+	if err != nil {
+		return nil, fmt.Errorf("policy.%w", err)
+	}
+	sc.Policy = pol
+	d := &daemon{policy: pol, cfg: cfg, log: log, started: time.Now(), meta: map[string]portMeta{}}
 	if d.fastPath, d.fastPathErr = newOffload(log); d.fastPathErr != nil {
 		log.Debug().Err(d.fastPathErr).Msg("AF_XDP fast path unavailable")
 	} else {
@@ -278,6 +285,7 @@ func (d *daemon) routes() http.Handler {
 	mux.HandleFunc("GET "+pre+"/macs", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusOK, d.sw.MACs())
 	})
+	d.policyRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusNotFound, api.Error{Error: fmt.Sprintf("no such API call: %s %s (this xvsd speaks API %s)", r.Method, r.URL.Path, api.Version)})
 	})
@@ -308,8 +316,10 @@ func fail(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, vswitch.ErrNoSuchPort):
 		code = http.StatusNotFound
-	case errors.Is(err, vswitch.ErrPortExists):
+	case errors.Is(err, vswitch.ErrPortExists), errors.Is(err, wnv.ErrExists), errors.Is(err, wnv.ErrInUse):
 		code = http.StatusConflict
+	case errors.Is(err, wnv.ErrNotFound):
+		code = http.StatusNotFound
 	}
 	reply(w, code, api.Error{Error: err.Error()})
 }

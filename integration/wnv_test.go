@@ -1,0 +1,101 @@
+package integration
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestARPProxy: with a policy, VMs' ARP requests are answered by xvs from
+// the lookup records (never flooded), an address without a record gets no
+// answer, the gateway answers with the gateway MAC, and traffic flows.
+func TestARPProxy(t *testing.T) {
+	needRoot(t, "ping", "arping")
+	tp := newTopo(t)
+	vm1, vm2 := tp.vethVM("vm1", "10.0.0.10"), tp.vethVM("vm2", "10.0.0.20")
+	macOf := func(v vm) string {
+		return strings.TrimSpace(v.exec(t, "cat", "/sys/class/net/eth0/address"))
+	}
+	mac1, mac2 := macOf(vm1), macOf(vm2)
+	d := startXVSD(t, portSpec{"vm1", "afxdp", vm1.Host, 5001}, portSpec{"vm2", "afxdp", vm2.Host, 5001})
+	for _, args := range [][]string{
+		{"routing-domain", "add", "--id", "blue"},
+		{"virtual-subnet", "add", "--vsid", "5001", "--rd", "blue", "--prefix", "10.0.0.0/24"},
+		{"provider-address", "add", "--interface", "uplink", "--pa", "192.168.50.1", "--prefix-length", "24"},
+		{"lookup-record", "add", "--vsid", "5001", "--ca", "10.0.0.10", "--mac", mac1, "--pa", "192.168.50.1", "--port", "vm1"},
+		{"lookup-record", "add", "--vsid", "5001", "--ca", "10.0.0.20", "--mac", mac2, "--pa", "192.168.50.1", "--port", "vm2"},
+	} {
+		d.ctl(args...)
+	}
+	out, err := vm1.try("arping", "-c", "2", "-W", "0.2", "-w", "3", "-i", "eth0", "10.0.0.20")
+	if err != nil || !strings.Contains(strings.ToLower(out), mac2) {
+		t.Fatalf("arping 10.0.0.20 from vm1: %v, want answers from %s:\n%s", err, mac2, out)
+	}
+	if out, err := vm1.try("arping", "-c", "2", "-W", "0.2", "-w", "2", "-i", "eth0", "10.0.0.99"); err == nil {
+		t.Errorf("arping for an address without a lookup record was answered:\n%s", out)
+	}
+	out, err = vm1.try("arping", "-c", "1", "-w", "3", "-i", "eth0", "10.0.0.1")
+	if err != nil || !strings.Contains(strings.ToLower(out), "02:") {
+		t.Errorf("arping the gateway 10.0.0.1: %v\n%s", err, out)
+	}
+	// Nothing of that reached vm2: its port transmitted no ARP.
+	stats := d.ctl("-o", "json", "stats", "vm1")
+	if !strings.Contains(stats, `"proxied"`) || !strings.Contains(stats, `"no-policy": 2`) {
+		t.Errorf("vm1 counters lack the answered and unanswered requests:\n%s", stats)
+	}
+	st2 := d.ctl("-o", "json", "stats", "vm2")
+	if !strings.Contains(st2, `"tx_frames": 0`) {
+		t.Errorf("vm2 received frames during vm1's ARP requests (they must not flood):\n%s", st2)
+	}
+	if out, err := vm1.try("ping", "-c", "3", "-i", "0.2", "-W", "2", vm2.IP); err != nil {
+		t.Errorf("ping vm1 -> vm2 with proxied ARP: %v\n%s", err, out)
+	}
+	neigh := vm1.exec(t, "ip", "neigh", "show", "10.0.0.20")
+	if !strings.Contains(strings.ToLower(neigh), mac2) {
+		t.Errorf("vm1's neighbour entry for 10.0.0.20 is %q, want %s", neigh, mac2)
+	}
+}
+
+// TestRoutingBetweenVirtualSubnets: two subnets of one tenant route to each
+// other through the switch's virtual gateway (TTL decremented); a second
+// tenant reusing the same addresses reaches neither.
+func TestRoutingBetweenVirtualSubnets(t *testing.T) {
+	needRoot(t, "ping")
+	tp := newTopo(t)
+	blue1, blue2 := tp.vethVM("b1", "10.0.1.10"), tp.vethVM("b2", "10.0.2.30")
+	red1 := tp.vethVM("r1", "10.0.1.10") // the same CA as blue1, another tenant
+	for _, v := range []vm{blue1, blue2, red1} {
+		gw := "10.0.1.1"
+		if v.IP == "10.0.2.30" {
+			gw = "10.0.2.1"
+		}
+		v.exec(t, "ip", "route", "add", "default", "via", gw)
+	}
+	macOf := func(v vm) string { return strings.TrimSpace(v.exec(t, "cat", "/sys/class/net/eth0/address")) }
+	d := startXVSD(t, portSpec{"b1", "afxdp", blue1.Host, 5001}, portSpec{"b2", "afxdp", blue2.Host, 5002}, portSpec{"r1", "afxdp", red1.Host, 6001})
+	for _, args := range [][]string{
+		{"routing-domain", "add", "--id", "blue"},
+		{"routing-domain", "add", "--id", "red"},
+		{"virtual-subnet", "add", "--vsid", "5001", "--rd", "blue", "--prefix", "10.0.1.0/24"},
+		{"virtual-subnet", "add", "--vsid", "5002", "--rd", "blue", "--prefix", "10.0.2.0/24"},
+		{"virtual-subnet", "add", "--vsid", "6001", "--rd", "red", "--prefix", "10.0.1.0/24"},
+		{"provider-address", "add", "--interface", "uplink", "--pa", "192.168.50.1", "--prefix-length", "24"},
+		{"lookup-record", "add", "--vsid", "5001", "--ca", "10.0.1.10", "--mac", macOf(blue1), "--pa", "192.168.50.1", "--port", "b1"},
+		{"lookup-record", "add", "--vsid", "5002", "--ca", "10.0.2.30", "--mac", macOf(blue2), "--pa", "192.168.50.1", "--port", "b2"},
+		{"lookup-record", "add", "--vsid", "6001", "--ca", "10.0.1.10", "--mac", macOf(red1), "--pa", "192.168.50.1", "--port", "r1"},
+	} {
+		d.ctl(args...)
+	}
+	out, err := blue1.try("ping", "-c", "3", "-i", "0.2", "-W", "2", blue2.IP)
+	if err != nil {
+		t.Fatalf("blue 10.0.1.10 -> blue 10.0.2.30 through the virtual gateway: %v\n%s\n%s", err, out, d.ctl("stats"))
+	}
+	if !strings.Contains(out, "ttl=63") {
+		t.Errorf("routed echo replies should arrive with ttl=63 (one hop):\n%s", out)
+	}
+	if out, err := red1.try("ping", "-c", "2", "-i", "0.2", "-W", "1", blue2.IP); err == nil {
+		t.Errorf("red reached blue's 10.0.2.30:\n%s", out)
+	}
+	if st := d.ctl("-o", "json", "stats", "r1"); !strings.Contains(st, `"isolation": 2`) {
+		t.Errorf("r1's isolation drops should count both echoes:\n%s", st)
+	}
+}
