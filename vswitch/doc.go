@@ -26,6 +26,12 @@
 // Every stage takes a whole batch; nothing allocates, locks or logs per
 // frame. Drops are counted per port and reason ([DropReason]).
 //
+// With a WNV policy ([Config.Policy]), ports whose VSID is a virtual subnet
+// get two more stages: a proxy after ingress answers ARP and Neighbor
+// Discovery from the lookup records, and a route stage before forwarding
+// checks the source (spoof), isolates routing domains and delivers or
+// routes unicast IP by policy rather than by learning.
+//
 // An [Offload] (the AF_XDP ports' in-kernel fast path) may forward known
 // unicast below the switch; the switch tells it every station it learns,
 // moves or forgets and every port's VSID, so the offload never forwards
