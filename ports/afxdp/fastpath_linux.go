@@ -272,29 +272,25 @@ func newFastPathProgram(f *FastPath, queues int) (*xdp.Program, error) {
 		asm.LoadMem(R8, R0, 0, asm.Word), // egress ifindex; data_end is no longer needed
 		asm.JEq.Reg(R8, R9, slow),
 	)
-	// counters: rx on the ingress port, tx on the egress port
-	add(lookup(f.stats, stackIfindex)...)
+	// count adds one frame of stackLen bytes to the counter pair at off of
+	// the stats entry of the ifindex at stackIfindex; skip labels what follows.
+	count := func(off int16, skip string) {
+		add(lookup(f.stats, stackIfindex)...)
+		add(
+			asm.JEq.Imm(R0, 0, skip),
+			asm.LoadMem(R1, R0, off, asm.DWord),
+			asm.Add.Imm(R1, 1),
+			asm.StoreMem(R0, off, R1, asm.DWord),
+			asm.LoadMem(R1, R0, off+8, asm.DWord),
+			asm.LoadMem(R2, FP, stackLen, asm.DWord),
+			asm.Add.Reg(R1, R2),
+			asm.StoreMem(R0, off+8, R1, asm.DWord),
+		)
+	}
+	count(0, skipRx) // RxFrames, RxBytes of the ingress port
+	add(asm.StoreMem(FP, stackIfindex, R8, asm.Word).WithSymbol(skipRx))
+	count(16, skipTx) // TxFrames, TxBytes of the egress port
 	add(
-		asm.JEq.Imm(R0, 0, skipRx),
-		asm.LoadMem(R1, R0, 0, asm.DWord),
-		asm.Add.Imm(R1, 1),
-		asm.StoreMem(R0, 0, R1, asm.DWord),
-		asm.LoadMem(R1, R0, 8, asm.DWord),
-		asm.LoadMem(R2, FP, stackLen, asm.DWord),
-		asm.Add.Reg(R1, R2),
-		asm.StoreMem(R0, 8, R1, asm.DWord),
-		asm.StoreMem(FP, stackIfindex, R8, asm.Word).WithSymbol(skipRx),
-	)
-	add(lookup(f.stats, stackIfindex)...)
-	add(
-		asm.JEq.Imm(R0, 0, skipTx),
-		asm.LoadMem(R1, R0, 16, asm.DWord),
-		asm.Add.Imm(R1, 1),
-		asm.StoreMem(R0, 16, R1, asm.DWord),
-		asm.LoadMem(R1, R0, 24, asm.DWord),
-		asm.LoadMem(R2, FP, stackLen, asm.DWord),
-		asm.Add.Reg(R1, R2),
-		asm.StoreMem(R0, 24, R1, asm.DWord),
 		asm.LoadMapPtr(R1, f.devs.FD()).WithSymbol(skipTx),
 		asm.Mov.Reg(R2, R8),
 		asm.Mov.Imm(R3, 0),
