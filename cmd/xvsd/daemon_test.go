@@ -206,6 +206,12 @@ func FuzzAPIRequest(f *testing.F) {
 	f.Add("GET", "/v1/stats?port=a", ``)
 	f.Add("POST", "/v1/ports", `[{]`)
 	f.Add("GET", "/v2/ports", ``)
+	f.Add("POST", "/v1/policy/routing-domain", `{"id":"blue"}`)
+	f.Add("POST", "/v1/policy/virtual-subnet", `{"vsid":5001,"routing_domain":"blue","ipv4_prefix":"10.0.0.0/24"}`)
+	f.Add("POST", "/v1/policy/lookup-record", `{"vsid":5001,"ca":"10.0.0.10","mac":"02:00:00:00:00:0a","pa":"192.168.1.1"}`)
+	f.Add("DELETE", "/v1/policy/lookup-record", `{"vsid":5001,"ca":"10.0.0.10"}`)
+	f.Add("DELETE", "/v1/policy/customer-route", `{"routing_domain":"blue","destination":"0.0.0.0/0","next_hop":"::"}`)
+	f.Add("GET", "/v1/policy", ``)
 	d, _ := startDaemon(f, "ports: [{name: a, type: memory, dev: m0, vsid: 5001}]")
 	h := d.routes()
 	f.Fuzz(func(t *testing.T, method, path, body string) {
