@@ -144,6 +144,7 @@ func (tp *topo) tapVM(name, tapDev, addr string) vm {
 // xvsd is a running daemon with a private socket.
 type xvsd struct {
 	t      *testing.T
+	ns     string // network namespace it runs in; "" for the test's
 	dir    string
 	socket string
 	config string
@@ -168,10 +169,16 @@ func startXVSD(t *testing.T, ports ...portSpec) *xvsd {
 
 // startXVSDConfig starts xvsd with the given YAML lines under ports:.
 func startXVSDConfig(t *testing.T, portLines string) *xvsd {
+	return startXVSDIn(t, "", portLines, "")
+}
+
+// startXVSDIn starts xvsd inside network namespace ns ("" for the test's
+// own) with the given ports and any more top-level YAML (e.g. policy:).
+func startXVSDIn(t *testing.T, ns, portLines, more string) *xvsd {
 	t.Helper()
 	dir := t.TempDir()
-	d := &xvsd{t: t, dir: dir, socket: filepath.Join(dir, "xvsd.sock"), config: filepath.Join(dir, "xvsd.yaml")}
-	cfg := fmt.Sprintf("api_socket: %s\nmetrics_address: \"\"\nlog_level: debug\nports:\n%s\n", d.socket, portLines)
+	d := &xvsd{t: t, dir: dir, ns: ns, socket: filepath.Join(dir, "xvsd.sock"), config: filepath.Join(dir, "xvsd.yaml")}
+	cfg := fmt.Sprintf("api_socket: %s\nmetrics_address: \"\"\nlog_level: debug\nports:\n%s\n%s\n", d.socket, portLines, more)
 	if err := os.WriteFile(d.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -185,6 +192,10 @@ func (d *xvsd) start() {
 	t.Helper()
 	d.logs = &bytes.Buffer{}
 	d.cmd = exec.Command(filepath.Join(binDir, "xvsd"), "--config", d.config)
+	if d.ns != "" {
+		// ip netns exec execs xvsd in place: signals reach it directly
+		d.cmd = exec.Command("ip", "netns", "exec", d.ns, filepath.Join(binDir, "xvsd"), "--config", d.config)
+	}
 	d.cmd.Stderr = d.logs
 	d.cmd.Stdout = d.logs
 	if err := d.cmd.Start(); err != nil {

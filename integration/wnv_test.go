@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -98,4 +99,49 @@ func TestRoutingBetweenVirtualSubnets(t *testing.T) {
 	if st := d.ctl("-o", "json", "stats", "r1"); !strings.Contains(st, `"isolation": 2`) {
 		t.Errorf("r1's isolation drops should count both echoes:\n%s", st)
 	}
+}
+
+// TestNVGREBetweenTwoHosts: two xvsd "hosts", each in its own namespace
+// with one VM, joined by a provider network (a veth with room for the
+// 42-byte NVGRE overhead). The VMs share VSID 5001 and reach each other
+// only through NVGRE between the hosts' provider addresses.
+func TestNVGREBetweenTwoHosts(t *testing.T) {
+	needRoot(t, "ping")
+	tp := newTopo(t)
+	hosts := []string{tp.namespace("h1"), tp.namespace("h2")}
+	// provider network: "uplink" in each host, MTU 1500 + 42
+	sh(t, "ip", "link", "add", "uplink", "netns", hosts[0], "mtu", "1542", "type", "veth", "peer", "name", "uplink", "netns", hosts[1], "mtu", "1542")
+	vms := []vm{tp.vethVM("v1", "10.0.1.10"), tp.vethVM("v2", "10.0.1.20")}
+	macs := make([]string, 2)
+	for i, v := range vms {
+		macs[i] = strings.TrimSpace(v.exec(t, "cat", "/sys/class/net/eth0/address"))
+		sh(t, "ip", "link", "set", v.Host, "netns", hosts[i])
+		sh(t, "ip", "-n", hosts[i], "link", "set", v.Host, "up")
+		sh(t, "ip", "-n", hosts[i], "link", "set", "uplink", "up")
+		sh(t, "ip", "netns", "exec", hosts[i], "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+	}
+	var ds []*xvsd
+	for i := range hosts {
+		policy := fmt.Sprintf(`policy:
+  routing_domains: [{id: blue}]
+  virtual_subnets: [{vsid: 5001, routing_domain: blue, ipv4_prefix: 10.0.1.0/24}]
+  provider_addresses: [{interface: uplink, pa: 192.168.50.%d, prefix_length: 24}]
+  lookup_records:
+    - {vsid: 5001, ca: 10.0.1.10, mac: "%s", pa: 192.168.50.1, vm_name: vm}
+    - {vsid: 5001, ca: 10.0.1.20, mac: "%s", pa: 192.168.50.2, vm_name: vm}
+`, i+1, macs[0], macs[1])
+		ports := fmt.Sprintf("  - {name: vm, type: afxdp, dev: %s, vsid: 5001}\n  - {name: uplink, type: afxdp, dev: uplink, vsid: 0}", vms[i].Host)
+		ds = append(ds, startXVSDIn(t, hosts[i], ports, policy))
+	}
+	// The first echo may be spent resolving the other host's PA.
+	vms[0].try("ping", "-c", "1", "-W", "1", vms[1].IP)
+	out, err := vms[0].try("ping", "-c", "3", "-i", "0.2", "-W", "2", vms[1].IP)
+	if err != nil {
+		t.Fatalf("vm on host 1 -> vm on host 2 over NVGRE: %v\n%s\nhost 1:\n%s\nhost 2:\n%s", err, out, ds[0].ctl("stats"), ds[1].ctl("stats"))
+	}
+	st := ds[0].ctl("-o", "json", "stats", "uplink")
+	if strings.Contains(st, `"tx_frames": 0,`) {
+		t.Errorf("host 1 sent nothing on its uplink:\n%s", st)
+	}
+	t.Logf("host 1:\n%s", ds[0].ctl("stats"))
 }

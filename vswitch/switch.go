@@ -145,8 +145,10 @@ type Switch struct {
 	cfg Config
 	log zerolog.Logger
 
-	snap  atomic.Pointer[snapshot] // what workers read
-	clock atomic.Uint32            // seconds since New, for MAC ageing
+	snap    atomic.Pointer[snapshot] // what workers read
+	uplinks atomic.Pointer[uplinks]  // WNV uplink ports, per policy version
+	neigh   neighbors                // provider network MACs, from ARP
+	clock   atomic.Uint32            // seconds since New, for MAC ageing
 
 	mu      sync.Mutex // control plane: everything below
 	ports   map[string]*portState

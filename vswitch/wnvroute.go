@@ -23,8 +23,8 @@ import (
 //     routing domain (or a next hop): routed - destination MAC set to the
 //     record's, source MAC to the gateway MAC, TTL or hop limit decremented
 //     (ttl at zero);
-//   - a record on another host (its PA is not one of ours) is counted as
-//     no-uplink: encapsulation to other hosts is not built yet.
+//   - a record on another host (its PA is not one of ours): NVGRE to that
+//     host through the uplink (see encap).
 //
 // Group destinations and non-IP frames are left to the learning bridge of
 // the VSID (after the proxy has taken ARP and ND).
@@ -92,7 +92,15 @@ func (w *worker) routeFrame(snap *snapshot, v *portView, pol *wnv.Snapshot, vsid
 	}
 	rec := dec.Record
 	if !pol.IsLocalPA(rec.PA) {
-		w.drops[DropNoUplink]++
+		copy(d[0:6], rec.MAC[:])
+		if dec.Kind == wnv.Routed {
+			copy(d[6:12], gw[:])
+			if (ip4 != nil && !ip4.DecTTL()) || (ip6 != nil && !ip6.DecHopLimit()) {
+				w.drops[DropTTL]++
+				return true
+			}
+		}
+		w.encap(snap, pol, f, rec, dec.DstVSID)
 		return true
 	}
 	out, ok := snap.byName[rec.VMName]

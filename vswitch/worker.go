@@ -130,9 +130,15 @@ func (w *worker) poll(snap *snapshot, v *portView, now uint32) int {
 	// WNV applies to ports whose VSID is a virtual subnet of the policy;
 	// other VSIDs are plain isolated L2 segments.
 	var ps *wnv.Snapshot
-	if pol := w.sw.cfg.Policy; pol != nil && v.dom != nil && v.dom.vsid != VSIDNone {
+	if pol := w.sw.cfg.Policy; pol != nil && v.dom != nil {
 		ps = pol.Snapshot()
-		if _, virtual := ps.Subnet(v.dom.vsid); !virtual {
+		if v.dom.vsid == VSIDNone {
+			// the provider network: an uplink if a PA is on this port
+			if pa, up := w.sw.uplinksFor(ps).byPort[v.st.name]; up {
+				w.provider(snap, v, b, ps, pa)
+			}
+			ps = nil
+		} else if _, virtual := ps.Subnet(v.dom.vsid); !virtual {
 			ps = nil
 		}
 	}

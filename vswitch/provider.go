@@ -1,0 +1,231 @@
+package vswitch
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/xvswitch/xvs/ring"
+	"github.com/xvswitch/xvs/wnv"
+	"github.com/xvswitch/xvs/wnv/header"
+)
+
+// The provider side of WNV. A port whose name is the interface of one of
+// the policy's provider addresses (PA) is an uplink: xvs answers ARP for
+// its PAs there, learns the provider network's MACs from ARP, and takes
+// NVGRE frames addressed to its PAs apart. Frames for records on other
+// hosts leave through the uplink encapsulated (RFC 7637).
+
+// uplinks maps uplink port names to the PA they carry, for one policy
+// version. Rebuilt (rarely) when the policy changes.
+type uplinks struct {
+	version uint64
+	byPort  map[string]netip.Addr
+	port    string // the uplink encapsulated frames leave by ("" if none)
+	pa      netip.Addr
+}
+
+// neighbors maps provider addresses to MACs, learned from ARP on uplinks.
+// Copy on write: read per frame without a lock, written rarely.
+type neighbors struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[netip.Addr][6]byte]
+}
+
+func (n *neighbors) lookup(a netip.Addr) ([6]byte, bool) {
+	m := n.m.Load()
+	if m == nil {
+		return [6]byte{}, false
+	}
+	mac, ok := (*m)[a]
+	return mac, ok
+}
+
+func (n *neighbors) learn(a netip.Addr, mac [6]byte) {
+	if old, ok := n.lookup(a); ok && old == mac {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	next := map[netip.Addr][6]byte{a: mac}
+	if m := n.m.Load(); m != nil {
+		for k, v := range *m {
+			if k != a {
+				next[k] = v
+			}
+		}
+	}
+	n.m.Store(&next)
+}
+
+// uplinksFor returns the uplink view of policy snapshot ps.
+func (s *Switch) uplinksFor(ps *wnv.Snapshot) *uplinks {
+	if u := s.uplinks.Load(); u != nil && u.version == ps.Version() {
+		return u
+	}
+	u := &uplinks{version: ps.Version(), byPort: map[string]netip.Addr{}}
+	for _, a := range ps.ProviderAddresses() {
+		u.byPort[a.Interface] = a.PA
+		if u.port == "" || a.Interface < u.port {
+			u.port, u.pa = a.Interface, a.PA
+		}
+	}
+	s.uplinks.Store(u)
+	return u
+}
+
+// provider handles what arrives on an uplink: ARP (answered for our PAs,
+// learned from everyone) and NVGRE for our PAs (decapsulated and delivered).
+// Everything else stays on the non-virtualized bridge.
+func (w *worker) provider(snap *snapshot, v *portView, b *ring.Batch, ps *wnv.Snapshot, pa netip.Addr) {
+	kept := 0
+	for i := range b.N {
+		d := b.Data(i)
+		consumed := false
+		switch binary.BigEndian.Uint16(d[12:14]) {
+		case header.EtherTypeARP:
+			consumed = w.providerARP(v, ps, d)
+		case header.EtherTypeIPv4:
+			consumed = w.decap(snap, ps, &b.Frames[i], d)
+		}
+		if !consumed {
+			if i != kept {
+				b.Frames[kept], b.Frames[i] = b.Frames[i], b.Frames[kept]
+			}
+			kept++
+		}
+	}
+	b.N = kept
+}
+
+func (w *worker) providerARP(v *portView, ps *wnv.Snapshot, d []byte) bool {
+	arp, err := header.ParseARP(d[header.EthernetHeaderLen:])
+	if err != nil {
+		return false
+	}
+	if spa := arp.SPAAddr(); spa.IsValid() && !spa.IsUnspecified() {
+		w.sw.neigh.learn(spa, arp.SHA())
+	}
+	if arp.Op() != header.ARPRequest || !ps.IsLocalPA(arp.TPAAddr()) {
+		return false // not for us: the bridge floods it as before
+	}
+	mac := v.st.port.MAC()
+	if len(mac) != 6 {
+		return false
+	}
+	if buf, idx, ok := w.spare(); ok {
+		n, err := header.WriteARPReply(buf, arp, [6]byte(mac))
+		w.send(v, idx, n, err)
+	}
+	return true
+}
+
+// decap takes apart an NVGRE frame for one of our PAs and delivers the
+// inner frame, after checking everything it is told: outer destination
+// ours, a well-formed NVGRE header (key present, protocol 0x6558), a VSID
+// that is a virtual subnet here, an inner destination with a local port in
+// that VSID, and an outer source PA that is the one the policy gives the
+// inner source CA. Returns false for frames that are not NVGRE.
+func (w *worker) decap(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, d []byte) bool {
+	if len(d) < header.EthernetHeaderLen+20 || d[header.EthernetHeaderLen+9] != 47 {
+		return false
+	}
+	nf, err := header.DecapNVGRE(d)
+	if err != nil {
+		w.drops[DropNVGREInvalid]++
+		return true
+	}
+	if !ps.IsLocalPA(nf.DstPA) {
+		w.drops[DropNVGRENotOurs]++
+		return true
+	}
+	if _, ok := ps.Subnet(nf.VSID); !ok {
+		w.drops[DropNVGREVSID]++
+		return true
+	}
+	inner := d[nf.Inner : nf.Inner+nf.InnerLen]
+	dst, ok := ps.LookupMAC(nf.VSID, wnv.MAC(inner[0:6]))
+	var out *portView
+	if ok && ps.IsLocalPA(dst.PA) {
+		out = snap.byName[dst.VMName]
+	}
+	if out == nil || out.dom == nil || out.dom.vsid != nf.VSID {
+		w.drops[DropNVGRENoDst]++
+		return true
+	}
+	if !innerSourceFrom(ps, nf.VSID, inner, nf.SrcPA) {
+		w.drops[DropNVGRESrc]++
+		return true
+	}
+	f.Offset += uint16(nf.Inner)
+	f.Len = uint16(nf.InnerLen)
+	f.VSID = nf.VSID
+	w.enqueue(out.st, f)
+	return true
+}
+
+// innerSourceFrom reports whether the inner frame's source is a CA the
+// policy places behind pa (by IP for IP frames, by MAC otherwise).
+func innerSourceFrom(ps *wnv.Snapshot, vsid uint32, inner []byte, pa netip.Addr) bool {
+	var src netip.Addr
+	switch binary.BigEndian.Uint16(inner[12:14]) {
+	case header.EtherTypeIPv4:
+		if ip, err := header.ParseIPv4(inner[header.EthernetHeaderLen:]); err == nil {
+			src = ip.SrcAddr()
+		}
+	case header.EtherTypeIPv6:
+		if ip, err := header.ParseIPv6(inner[header.EthernetHeaderLen:]); err == nil {
+			src = ip.SrcAddr()
+		}
+	}
+	if src.IsValid() && !src.IsLinkLocalUnicast() {
+		r, ok := ps.LookupCA(vsid, src)
+		return ok && r.PA == pa && r.MAC == wnv.MAC(inner[6:12])
+	}
+	r, ok := ps.LookupMAC(vsid, wnv.MAC(inner[6:12]))
+	return ok && r.PA == pa
+}
+
+// encap sends frame f (already routed to rec) to rec's host: NVGRE in the
+// frame's headroom, out of the uplink, to the provider next hop's MAC.
+// Without the next hop's MAC it asks for it (ARP on the uplink) and drops
+// the frame, counted (arp-pending).
+func (w *worker) encap(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, rec *wnv.LookupRecord, vsid uint32) {
+	up := w.sw.uplinksFor(ps)
+	uv := snap.byName[up.port]
+	if uv == nil || !up.pa.Is4() {
+		w.drops[DropNoUplink]++
+		return
+	}
+	nh, ok := ps.ProviderNextHop(rec.PA)
+	if !ok {
+		w.drops[DropNoUplink]++
+		return
+	}
+	src := uv.st.port.MAC()
+	nhMAC, ok := w.sw.neigh.lookup(nh)
+	if !ok || len(src) != 6 {
+		w.drops[DropARPPending]++
+		if buf, idx, ok := w.spare(); ok && len(src) == 6 {
+			n, err := header.WriteARPRequest(buf, [6]byte(src), up.pa.As4(), nh.As4())
+			w.send(uv, idx, n, err)
+		}
+		return
+	}
+	if int(f.Len)-header.EthernetHeaderLen+header.NVGREOverhead > uv.st.port.MTU() {
+		w.drops[DropMTU]++
+		return
+	}
+	buf := w.arena.Buffer(f.Index)
+	p := header.NVGREParams{SrcMAC: [6]byte(src), DstMAC: nhMAC, SrcPA: up.pa.As4(), DstPA: rec.PA.As4(), VSID: vsid}
+	flow := header.FlowID(buf[f.Offset : f.Offset+f.Len])
+	start, err := header.EncapNVGRE(buf, int(f.Offset), int(f.Len), &p, flow)
+	if err != nil {
+		w.drops[DropMalformed]++
+		return
+	}
+	f.Len += uint16(int(f.Offset) - start)
+	f.Offset = uint16(start)
+	w.enqueue(uv.st, f)
+}

@@ -1,0 +1,139 @@
+package vswitch
+
+import (
+	"bytes"
+	"net"
+	"testing"
+
+	"github.com/xvswitch/xvs/ports/porttest"
+	"github.com/xvswitch/xvs/wnv"
+	"github.com/xvswitch/xvs/wnv/header"
+)
+
+// host is one switch with a VM port "vm" in VSID 5001 and an uplink.
+type host struct {
+	sw     *Switch
+	vm, up *porttest.Port
+}
+
+func newHost(t *testing.T, localPA string, upMAC net.HardwareAddr) *host {
+	t.Helper()
+	pol, err := wnv.LoadConfig(wnv.PolicyConfig{
+		RoutingDomains:    []wnv.RoutingDomainConfig{{ID: "blue"}},
+		VirtualSubnets:    []wnv.VirtualSubnetConfig{{VSID: 5001, RoutingDomain: "blue", IPv4Prefix: "10.0.1.0/24"}},
+		ProviderAddresses: []wnv.ProviderAddressConfig{{Interface: "uplink", PA: localPA, PrefixLength: 24}},
+		LookupRecords: []wnv.LookupRecordConfig{
+			{VSID: 5001, CA: "10.0.1.10", MAC: "02:00:00:00:01:0a", PA: "192.168.50.1", VMName: "vm"},
+			{VSID: 5001, CA: "10.0.1.20", MAC: "02:00:00:00:01:0b", PA: "192.168.50.2", VMName: "vm"},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw, err := New(Config{Policy: pol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sw.Close() })
+	h := &host{sw: sw, vm: porttest.New("vm", nil), up: porttest.New("uplink", upMAC)}
+	if err := sw.AddPort(h.vm, 5001); err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.AddPort(h.up, VSIDNone); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *host) run(p *porttest.Port, frames ...[]byte) {
+	p.Inject(frames...)
+	for p.Pending() > 0 {
+		h.sw.RunOnce()
+	}
+}
+
+func hostDrops(t *testing.T, h *host, port string, r DropReason) uint64 {
+	st, err := h.sw.Stats(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st[0].Drops[r.String()]
+}
+
+// TestNVGREBetweenHosts wires two switches' uplinks back to back: the
+// first frame to the other host asks the provider network for its MAC (the
+// other switch answers for its PA), the next crosses NVGRE-encapsulated
+// with VSID 5001 in the key and arrives unchanged; decapsulation refuses
+// what it must not accept.
+func TestNVGREBetweenHosts(t *testing.T) {
+	up1, up2 := net.HardwareAddr{2, 0xaa, 0, 0, 0, 1}, net.HardwareAddr{2, 0xaa, 0, 0, 0, 2}
+	h1, h2 := newHost(t, "192.168.50.1", up1), newHost(t, "192.168.50.2", up2)
+	f := udp4(mustMAC("02:00:00:00:01:0b"), mustMAC("02:00:00:00:01:0a"), "10.0.1.10", "10.0.1.20", 64)
+
+	h1.run(h1.vm, f)
+	if n := hostDrops(t, h1, "vm", DropARPPending); n != 1 {
+		t.Fatalf("arp-pending %d, want 1", n)
+	}
+	req := h1.up.Sent()
+	if len(req) != 1 {
+		t.Fatalf("host 1 sent %d frames on the uplink, want one ARP request", len(req))
+	}
+	h2.run(h2.up, req...) // host 2 answers for its PA
+	rep := h2.up.Sent()
+	if len(rep) != 1 {
+		t.Fatalf("host 2 answered with %d frames, want one ARP reply", len(rep))
+	}
+	if a, err := header.ParseARP(rep[0][14:]); err != nil || a.SHA() != [6]byte(up2) {
+		t.Fatalf("ARP reply %x: want host 2's uplink MAC", rep[0])
+	}
+	h1.run(h1.up, rep...)
+
+	h1.run(h1.vm, f)
+	wire := h1.up.Sent()
+	if len(wire) != 1 {
+		t.Fatalf("host 1 sent %d frames on the uplink, want 1 NVGRE frame", len(wire))
+	}
+	nf, err := header.DecapNVGRE(wire[0])
+	if err != nil || nf.VSID != 5001 || nf.SrcPA.String() != "192.168.50.1" || nf.DstPA.String() != "192.168.50.2" || !bytes.Equal(wire[0][0:6], up2) {
+		t.Fatalf("on the wire %x: %+v %v", wire[0][:50], nf, err)
+	}
+	if len(wire[0]) != len(f)+header.NVGREOverhead {
+		t.Fatalf("encapsulated %d bytes, want %d", len(wire[0]), len(f)+header.NVGREOverhead)
+	}
+	h2.run(h2.up, wire[0])
+	got := h2.vm.Sent()
+	if len(got) != 1 || !bytes.Equal(got[0], f) {
+		t.Fatalf("host 2's VM got %d frames, want the original frame", len(got))
+	}
+
+	// What decapsulation must refuse.
+	tamper := func(edit func([]byte)) []byte {
+		c := append([]byte(nil), wire[0]...)
+		edit(c)
+		return c
+	}
+	setIPChecksum := func(b []byte) {
+		ip := header.IPv4(b[14:34])
+		ip.SetChecksum(ip.ComputeChecksum())
+	}
+	for _, tc := range []struct {
+		name   string
+		frame  []byte
+		reason DropReason
+	}{
+		{"outer source is not the inner source's host", tamper(func(b []byte) { b[14+15] = 9; setIPChecksum(b) }), DropNVGRESrc},
+		{"outer destination is not our PA", tamper(func(b []byte) { b[14+19] = 9; setIPChecksum(b) }), DropNVGRENotOurs},
+		{"VSID not here", tamper(func(b []byte) { b[14+20+4+2] ^= 0x01 }), DropNVGREVSID},
+		{"no key bit", tamper(func(b []byte) { b[14+20] = 0 }), DropNVGREInvalid},
+		{"inner destination unknown", tamper(func(b []byte) { b[42+5] = 0x77 }), DropNVGRENoDst},
+	} {
+		before := hostDrops(t, h2, "uplink", tc.reason)
+		h2.run(h2.up, tc.frame)
+		if got := h2.vm.Sent(); len(got) != 0 {
+			t.Errorf("%s: delivered", tc.name)
+		}
+		if hostDrops(t, h2, "uplink", tc.reason)-before != 1 {
+			t.Errorf("%s: not counted as %s", tc.name, tc.reason)
+		}
+	}
+}
