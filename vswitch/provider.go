@@ -190,18 +190,19 @@ func innerSourceFrom(ps *wnv.Snapshot, vsid uint32, inner []byte, pa netip.Addr)
 // encap sends frame f (already routed to rec) to rec's host: NVGRE in the
 // frame's headroom, out of the uplink, to the provider next hop's MAC.
 // Without the next hop's MAC it asks for it (ARP on the uplink) and drops
-// the frame, counted (arp-pending).
-func (w *worker) encap(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, rec *wnv.LookupRecord, vsid uint32) {
+// the frame, counted (arp-pending). A frame too large for the uplink once
+// encapsulated is counted (mtu); the caller answers it with ICMP.
+func (w *worker) encap(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, rec *wnv.LookupRecord, vsid uint32) encapResult {
 	up := w.sw.uplinksFor(ps)
 	uv := snap.byName[up.port]
 	if uv == nil || !up.pa.Is4() {
 		w.drops[DropNoUplink]++
-		return
+		return encapDropped
 	}
 	nh, ok := ps.ProviderNextHop(rec.PA)
 	if !ok {
 		w.drops[DropNoUplink]++
-		return
+		return encapDropped
 	}
 	src := uv.st.port.MAC()
 	nhMAC, ok := w.sw.neigh.lookup(nh)
@@ -211,11 +212,11 @@ func (w *worker) encap(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, rec *wnv
 			n, err := header.WriteARPRequest(buf, [6]byte(src), up.pa.As4(), nh.As4())
 			w.send(uv, idx, n, err)
 		}
-		return
+		return encapDropped
 	}
 	if int(f.Len)-header.EthernetHeaderLen+header.NVGREOverhead > uv.st.port.MTU() {
 		w.drops[DropMTU]++
-		return
+		return encapTooBig
 	}
 	buf := w.arena.Buffer(f.Index)
 	p := header.NVGREParams{SrcMAC: [6]byte(src), DstMAC: nhMAC, SrcPA: up.pa.As4(), DstPA: rec.PA.As4(), VSID: vsid}
@@ -223,9 +224,18 @@ func (w *worker) encap(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, rec *wnv
 	start, err := header.EncapNVGRE(buf, int(f.Offset), int(f.Len), &p, flow)
 	if err != nil {
 		w.drops[DropMalformed]++
-		return
+		return encapDropped
 	}
 	f.Len += uint16(int(f.Offset) - start)
 	f.Offset = uint16(start)
 	w.enqueue(uv.st, f)
+	return encapSent
 }
+
+type encapResult uint8
+
+const (
+	encapSent encapResult = iota
+	encapDropped
+	encapTooBig
+)

@@ -2,6 +2,7 @@ package vswitch
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net"
 	"testing"
 
@@ -104,6 +105,31 @@ func TestNVGREBetweenHosts(t *testing.T) {
 	got := h2.vm.Sent()
 	if len(got) != 1 || !bytes.Equal(got[0], f) {
 		t.Fatalf("host 2's VM got %d frames, want the original frame", len(got))
+	}
+
+	// A DF frame that no longer fits the provider MTU (1500) once
+	// encapsulated is refused with ICMP "fragmentation needed", MTU 1458.
+	big := make([]byte, 14+1480)
+	copy(big, f)
+	ip := header.IPv4(big[14:])
+	binary.BigEndian.PutUint16(ip[2:], 1480)
+	binary.BigEndian.PutUint16(ip[6:], 0x4000) // DF
+	binary.BigEndian.PutUint16(ip[24:], 1460)  // UDP length
+	ip.SetChecksum(ip.ComputeChecksum())
+	h1.run(h1.vm, big)
+	if got := h1.up.Sent(); len(got) != 0 {
+		t.Fatalf("a frame too big for the provider network was sent (%d bytes)", len(got[0]))
+	}
+	if n := hostDrops(t, h1, "vm", DropMTU); n != 1 {
+		t.Fatalf("mtu drops %d, want 1", n)
+	}
+	icmp := h1.vm.Sent()
+	if len(icmp) != 1 {
+		t.Fatalf("the VM got %d frames, want one ICMP fragmentation needed", len(icmp))
+	}
+	if oip, err := header.ParseIPv4(icmp[0][14:]); err != nil || oip.Protocol() != 1 || oip.Payload()[0] != 3 || oip.Payload()[1] != 4 ||
+		binary.BigEndian.Uint16(oip.Payload()[6:8]) != 1458 || oip.SrcAddr().String() != "10.0.1.1" {
+		t.Fatalf("ICMP answer %x: want type 3 code 4, MTU 1458, from the gateway 10.0.1.1 (%v)", icmp[0][:42], err)
 	}
 
 	// What decapsulation must refuse.

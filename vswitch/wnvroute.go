@@ -100,7 +100,9 @@ func (w *worker) routeFrame(snap *snapshot, v *portView, pol *wnv.Snapshot, vsid
 				return true
 			}
 		}
-		w.encap(snap, pol, f, rec, dec.DstVSID)
+		if w.encap(snap, pol, f, rec, dec.DstVSID) == encapTooBig && ip4 != nil && ip4.DF() {
+			w.fragNeeded(snap, v, pol, vsid, srcMAC, ip4)
+		}
 		return true
 	}
 	out, ok := snap.byName[rec.VMName]
@@ -123,4 +125,28 @@ func (w *worker) routeFrame(snap *snapshot, v *portView, pol *wnv.Snapshot, vsid
 	f.VSID = dec.DstVSID
 	w.enqueue(out.st, f)
 	return true
+}
+
+// fragNeeded answers a DF frame that no longer fits the provider network
+// once encapsulated with ICMP "fragmentation needed", from the source
+// subnet's gateway, carrying the MTU the VM must use (path MTU discovery
+// does the rest; the provider network never fragments NVGRE).
+func (w *worker) fragNeeded(snap *snapshot, v *portView, pol *wnv.Snapshot, vsid uint32, vmMAC wnv.MAC, orig header.IPv4) {
+	sub, ok := pol.Subnet(vsid)
+	if !ok {
+		return
+	}
+	up := snap.byName[w.sw.uplinksFor(pol).port]
+	if up == nil {
+		return
+	}
+	mtu := up.st.port.MTU() - header.NVGREOverhead
+	if buf, idx, ok := w.spare(); ok {
+		n, err := header.WriteICMPv4FragNeeded(buf, vmMAC, orig, pol.GatewayMAC(), sub.Gateway4().As4(), uint16(mtu))
+		if err == header.ErrICMPSuppressed {
+			w.pool.Put(idx)
+			return
+		}
+		w.send(v, idx, n, err)
+	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/xvswitch/xvs/cmd/internal/api"
 	"github.com/xvswitch/xvs/vswitch"
 	"github.com/xvswitch/xvs/wnv"
+	"github.com/xvswitch/xvs/wnv/header"
 )
 
 // daemon is xvsd at run time: the switch, the control API and metrics.
@@ -90,6 +91,7 @@ func (d *daemon) start() (err error) {
 			return fmt.Errorf("ports[%d] (%s): %w", i, p.Name, err)
 		}
 	}
+	d.checkUplinkMTU()
 	if err := d.sw.Start(); err != nil {
 		return err
 	}
@@ -349,5 +351,32 @@ func (d *daemon) close() {
 	if d.fastPath != nil {
 		d.fastPath.close()
 		d.fastPath = nil
+	}
+}
+
+// checkUplinkMTU says, for each uplink (a port carrying a provider
+// address), what MTU the VMs must use so that NVGRE's 42 bytes still fit,
+// and warns about virtualized ports whose MTU is larger.
+func (d *daemon) checkUplinkMTU() {
+	snap := d.policy.Snapshot()
+	ports := d.sw.Ports()
+	for _, pa := range snap.ProviderAddresses() {
+		var up *vswitch.PortInfo
+		for i := range ports {
+			if ports[i].Name == pa.Interface {
+				up = &ports[i]
+			}
+		}
+		if up == nil {
+			d.log.Warn().Str("interface", pa.Interface).Str("pa", pa.PA.String()).Msg("provider address on no port: VMs cannot reach other hosts until a port of that name is added")
+			continue
+		}
+		vmMTU := up.MTU - header.NVGREOverhead
+		d.log.Info().Str("uplink", up.Name).Int("mtu", up.MTU).Int("vm_mtu_max", vmMTU).Msg("uplink: NVGRE adds 42 bytes; VMs must use at most this MTU (larger DF frames get ICMP fragmentation needed)")
+		for _, p := range ports {
+			if _, virtual := snap.Subnet(p.VSID); virtual && p.MTU > vmMTU {
+				d.log.Warn().Str("port", p.Name).Int("mtu", p.MTU).Int("vm_mtu_max", vmMTU).Msg("port MTU larger than the uplink allows once encapsulated: set the VM's MTU, or raise the uplink's")
+			}
+		}
 	}
 }
