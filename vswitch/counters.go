@@ -29,6 +29,7 @@ const (
 	DropNVGREVSID                      // NVGRE: VSID is not a virtual subnet here
 	DropNVGRENoDst                     // NVGRE: inner destination has no local port in the VSID
 	DropNVGRESrc                       // NVGRE: outer source PA is not the inner source's host per the policy
+	DropRewriteSrc                     // IP rewrite: the source PA maps to no CA that may reach the destination
 	NumDropReasons
 )
 
@@ -53,6 +54,7 @@ var dropNames = [NumDropReasons]string{
 	DropNVGREVSID:    "nvgre-vsid",
 	DropNVGRENoDst:   "nvgre-no-dst",
 	DropNVGRESrc:     "nvgre-src",
+	DropRewriteSrc:   "rewrite-src",
 }
 
 func (r DropReason) String() string {

@@ -87,7 +87,7 @@ func (w *worker) provider(snap *snapshot, v *portView, b *ring.Batch, ps *wnv.Sn
 		case header.EtherTypeARP:
 			consumed = w.providerARP(v, ps, d)
 		case header.EtherTypeIPv4:
-			consumed = w.decap(snap, ps, &b.Frames[i], d)
+			consumed = w.decap(snap, ps, &b.Frames[i], d) || w.rewriteIn(snap, ps, &b.Frames[i], d)
 		}
 		if !consumed {
 			if i != kept {
@@ -239,3 +239,96 @@ const (
 	encapDropped
 	encapTooBig
 )
+
+// nextHopMAC resolves the provider next hop toward pa, asking with ARP on
+// the uplink when its MAC is not known yet (the frame is then counted
+// arp-pending by the caller).
+func (w *worker) nextHopMAC(ps *wnv.Snapshot, up *uplinks, uv *portView, pa netip.Addr) ([6]byte, bool) {
+	nh, ok := ps.ProviderNextHop(pa)
+	if !ok {
+		return [6]byte{}, false
+	}
+	if mac, ok := w.sw.neigh.lookup(nh); ok {
+		return mac, true
+	}
+	if src := uv.st.port.MAC(); len(src) == 6 {
+		if buf, idx, ok := w.spare(); ok {
+			n, err := header.WriteARPRequest(buf, [6]byte(src), up.pa.As4(), nh.As4())
+			w.send(uv, idx, n, err)
+		}
+	}
+	return [6]byte{}, false
+}
+
+// rewriteOut sends a routed IPv4 frame to a record with the rewrite rule
+// (HNV TranslationMethodNat): source CA -> the source VM's own PA,
+// destination CA -> the destination's PA, checksums updated incrementally,
+// no encapsulation. Both records must be rewrite records.
+func (w *worker) rewriteOut(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, d []byte, ip header.IPv4, srcRec, dstRec *wnv.LookupRecord) {
+	up := w.sw.uplinksFor(ps)
+	uv := snap.byName[up.port]
+	if ip == nil || srcRec.Rule != wnv.RuleRewrite || !srcRec.PA.Is4() || !dstRec.PA.Is4() {
+		w.drops[DropNoPolicy]++ // rewrite needs IPv4 and rewrite records at both ends
+		return
+	}
+	if uv == nil || len(uv.st.port.MAC()) != 6 {
+		w.drops[DropNoUplink]++
+		return
+	}
+	if int(f.Len)-header.EthernetHeaderLen > uv.st.port.MTU() {
+		w.drops[DropMTU]++
+		return
+	}
+	mac, ok := w.nextHopMAC(ps, up, uv, dstRec.PA)
+	if !ok {
+		w.drops[DropARPPending]++
+		return
+	}
+	ip.SetAddrs(srcRec.PA.As4(), dstRec.PA.As4())
+	copy(d[0:6], mac[:])
+	copy(d[6:12], uv.st.port.MAC())
+	w.enqueue(uv.st, f)
+}
+
+// rewriteIn takes an IPv4 frame addressed to one of our rewrite PAs back
+// into its virtual subnet: destination PA -> its CA, source PA -> the CA
+// the policy gives that PA, which must be in the same routing domain
+// (rewrite-src otherwise). Returns false for frames to no rewrite PA.
+func (w *worker) rewriteIn(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, d []byte) bool {
+	ip, err := header.ParseIPv4(d[header.EthernetHeaderLen:])
+	if err != nil {
+		return false
+	}
+	vsid, dstCA, ok := ps.VSIDForPA(ip.DstAddr())
+	if !ok {
+		return false
+	}
+	srcVSID, srcCA, ok := ps.VSIDForPA(ip.SrcAddr())
+	dstRec, _ := ps.LookupCA(vsid, dstCA)
+	if !ok || dstRec == nil {
+		w.drops[DropRewriteSrc]++
+		return true
+	}
+	if dec := ps.Route(srcVSID, dstCA); (dec.Kind != wnv.Deliver && dec.Kind != wnv.Routed) || dec.Record != dstRec {
+		w.drops[DropRewriteSrc]++ // the source's routing domain does not lead here
+		return true
+	}
+	out := snap.byName[dstRec.VMName]
+	if out == nil || out.dom == nil || out.dom.vsid != vsid {
+		w.drops[DropNVGRENoDst]++
+		return true
+	}
+	ip.SetAddrs(srcCA.As4(), dstCA.As4())
+	copy(d[0:6], dstRec.MAC[:])
+	if srcVSID == vsid {
+		if srcRec, ok := ps.LookupCA(srcVSID, srcCA); ok {
+			copy(d[6:12], srcRec.MAC[:])
+		}
+	} else {
+		gw := ps.GatewayMAC()
+		copy(d[6:12], gw[:])
+	}
+	f.VSID = vsid
+	w.enqueue(out.st, f)
+	return true
+}

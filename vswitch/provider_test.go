@@ -163,3 +163,68 @@ func TestNVGREBetweenHosts(t *testing.T) {
 		}
 	}
 }
+
+// TestIPRewriteBetweenHosts: records with the rewrite rule cross the
+// provider network as plain IPv4 between the VMs' own PAs (no
+// encapsulation) and come out on the other host as they went in.
+func TestIPRewriteBetweenHosts(t *testing.T) {
+	mk := func(pas ...string) *host {
+		var pa []wnv.ProviderAddressConfig
+		for _, a := range pas {
+			pa = append(pa, wnv.ProviderAddressConfig{Interface: "uplink", PA: a, PrefixLength: 24})
+		}
+		pol, err := wnv.LoadConfig(wnv.PolicyConfig{
+			RoutingDomains:    []wnv.RoutingDomainConfig{{ID: "blue"}},
+			VirtualSubnets:    []wnv.VirtualSubnetConfig{{VSID: 5001, RoutingDomain: "blue", IPv4Prefix: "10.0.1.0/24"}},
+			ProviderAddresses: pa,
+			LookupRecords: []wnv.LookupRecordConfig{
+				{VSID: 5001, CA: "10.0.1.10", MAC: "02:00:00:00:01:0a", PA: "192.168.50.11", Rule: "rewrite", VMName: "vm"},
+				{VSID: 5001, CA: "10.0.1.20", MAC: "02:00:00:00:01:0b", PA: "192.168.50.12", Rule: "rewrite", VMName: "vm"},
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sw, err := New(Config{Policy: pol})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sw.Close() })
+		h := &host{sw: sw, vm: porttest.New("vm", nil), up: porttest.New("uplink", net.HardwareAddr{2, 0xaa, 0, 0, 0, byte(len(pas) + len(pas[0]))})}
+		sw.AddPort(h.vm, 5001)
+		sw.AddPort(h.up, VSIDNone)
+		return h
+	}
+	h1, h2 := mk("192.168.50.1", "192.168.50.11"), mk("192.168.50.2", "192.168.50.12")
+	f := udp4(mustMAC("02:00:00:00:01:0b"), mustMAC("02:00:00:00:01:0a"), "10.0.1.10", "10.0.1.20", 64)
+	// a real UDP checksum, so the rewrite must update it
+	udpSum, _ := header.IPv4(f[14:]).TransportChecksum()
+	binary.BigEndian.PutUint16(f[14+20+6:], udpSum)
+	h1.run(h1.vm, f)
+	h2.run(h2.up, h1.up.Sent()...) // ARP for 192.168.50.12
+	h1.run(h1.up, h2.up.Sent()...) // its answer
+	h1.run(h1.vm, f)
+	wire := h1.up.Sent()
+	if len(wire) != 1 || len(wire[0]) != len(f) {
+		t.Fatalf("host 1 sent %d frames on the uplink, want 1 of %d bytes (no encapsulation)", len(wire), len(f))
+	}
+	ip, err := header.ParseIPv4(wire[0][14:])
+	if err != nil || ip.SrcAddr().String() != "192.168.50.11" || ip.DstAddr().String() != "192.168.50.12" || !ip.ChecksumValid() {
+		t.Fatalf("on the wire %x: want 192.168.50.11 -> 192.168.50.12 with valid checksums (%v)", wire[0][:42], err)
+	}
+	if sum, ok := ip.TransportChecksum(); !ok || sum != binary.BigEndian.Uint16(ip.Payload()[6:8]) {
+		t.Fatalf("UDP checksum after rewrite is %#x, want %#x", binary.BigEndian.Uint16(ip.Payload()[6:8]), sum)
+	}
+	h2.run(h2.up, wire[0])
+	got := h2.vm.Sent()
+	if len(got) != 1 || !bytes.Equal(got[0], f) {
+		t.Fatalf("host 2's VM got %d frames, want the original frame back\n got %x\nwant %x", len(got), got, f)
+	}
+	// A source PA the policy does not know is refused.
+	bad := append([]byte(nil), wire[0]...)
+	header.IPv4(bad[14:]).SetAddrs([4]byte{192, 168, 50, 99}, [4]byte{192, 168, 50, 12})
+	h2.run(h2.up, bad)
+	if len(h2.vm.Sent()) != 0 || hostDrops(t, h2, "uplink", DropRewriteSrc) != 1 {
+		t.Fatal("a frame from an unknown PA was not refused as rewrite-src")
+	}
+}

@@ -72,7 +72,8 @@ func (w *worker) routeFrame(snap *snapshot, v *portView, pol *wnv.Snapshot, vsid
 		return false
 	}
 	srcMAC := wnv.MAC(d[6:12])
-	if rec, ok := pol.LookupCA(vsid, src); !ok || rec.MAC != srcMAC || rec.VMName != v.st.name {
+	srcRec, ok := pol.LookupCA(vsid, src)
+	if !ok || srcRec.MAC != srcMAC || srcRec.VMName != v.st.name {
 		w.drops[DropSpoof]++
 		return true
 	}
@@ -99,6 +100,10 @@ func (w *worker) routeFrame(snap *snapshot, v *portView, pol *wnv.Snapshot, vsid
 				w.drops[DropTTL]++
 				return true
 			}
+		}
+		if rec.Rule == wnv.RuleRewrite {
+			w.rewriteOut(snap, pol, f, d, ip4, srcRec, rec)
+			return true
 		}
 		if w.encap(snap, pol, f, rec, dec.DstVSID) == encapTooBig && ip4 != nil && ip4.DF() {
 			w.fragNeeded(snap, v, pol, vsid, srcMAC, ip4)
