@@ -22,7 +22,7 @@ const (
 	DropIsolation                      // WNV: destination outside the source's routing domain
 	DropTTL                            // WNV: TTL or hop limit exhausted while routing
 	DropNoUplink                       // WNV: destination on another host but no uplink or provider route to it
-	DropARPPending                     // WNV: provider next hop's MAC not known yet (asked for with ARP)
+	DropARPPending                     // WNV: provider next hop did not answer ARP in time, or too many frames waited for it
 	DropMTU                            // WNV: frame too large for the uplink once encapsulated
 	DropNVGREInvalid                   // NVGRE: malformed, or a header RFC 7637 forbids (no key, checksum, ...)
 	DropNVGRENotOurs                   // NVGRE: outer destination is not one of our PAs

@@ -189,8 +189,8 @@ func innerSourceFrom(ps *wnv.Snapshot, vsid uint32, inner []byte, pa netip.Addr)
 
 // encap sends frame f (already routed to rec) to rec's host: NVGRE in the
 // frame's headroom, out of the uplink, to the provider next hop's MAC.
-// Without the next hop's MAC it asks for it (ARP on the uplink) and drops
-// the frame, counted (arp-pending). A frame too large for the uplink once
+// Without the next hop's MAC it asks for it (ARP on the uplink) and holds
+// the frame until the answer comes (see hold). A frame too large for the uplink once
 // encapsulated is counted (mtu); the caller answers it with ICMP.
 func (w *worker) encap(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, rec *wnv.LookupRecord, vsid uint32) encapResult {
 	up := w.sw.uplinksFor(ps)
@@ -199,19 +199,18 @@ func (w *worker) encap(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, rec *wnv
 		w.drops[DropNoUplink]++
 		return encapDropped
 	}
-	nh, ok := ps.ProviderNextHop(rec.PA)
-	if !ok {
+	if _, ok := ps.ProviderNextHop(rec.PA); !ok {
 		w.drops[DropNoUplink]++
 		return encapDropped
 	}
 	src := uv.st.port.MAC()
-	nhMAC, ok := w.sw.neigh.lookup(nh)
-	if !ok || len(src) != 6 {
-		w.drops[DropARPPending]++
-		if buf, idx, ok := w.spare(); ok && len(src) == 6 {
-			n, err := header.WriteARPRequest(buf, [6]byte(src), up.pa.As4(), nh.As4())
-			w.send(uv, idx, n, err)
-		}
+	if len(src) != 6 {
+		w.drops[DropNoUplink]++
+		return encapDropped
+	}
+	nhMAC, ok := w.nextHopMAC(ps, up, uv, rec.PA)
+	if !ok {
+		w.hold(f, rec, nil, vsid)
 		return encapDropped
 	}
 	if int(f.Len)-header.EthernetHeaderLen+header.NVGREOverhead > uv.st.port.MTU() {
@@ -241,8 +240,8 @@ const (
 )
 
 // nextHopMAC resolves the provider next hop toward pa, asking with ARP on
-// the uplink when its MAC is not known yet (the frame is then counted
-// arp-pending by the caller).
+// the uplink when its MAC is not known yet (the caller then holds the
+// frame until the answer comes).
 func (w *worker) nextHopMAC(ps *wnv.Snapshot, up *uplinks, uv *portView, pa netip.Addr) ([6]byte, bool) {
 	nh, ok := ps.ProviderNextHop(pa)
 	if !ok {
@@ -281,7 +280,7 @@ func (w *worker) rewriteOut(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, d [
 	}
 	mac, ok := w.nextHopMAC(ps, up, uv, dstRec.PA)
 	if !ok {
-		w.drops[DropARPPending]++
+		w.hold(f, dstRec, srcRec, 0)
 		return
 	}
 	ip.SetAddrs(srcRec.PA.As4(), dstRec.PA.As4())
@@ -331,4 +330,79 @@ func (w *worker) rewriteIn(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, d []
 	f.VSID = vsid
 	w.enqueue(out.st, f)
 	return true
+}
+
+// Frames waiting for a provider next hop's MAC: at most maxPending per
+// worker, for at most pendingSeconds; beyond either they are dropped and
+// counted (arp-pending) on the uplink.
+const (
+	maxPending     = ring.BatchSize
+	pendingSeconds = 2
+)
+
+type pendingFrame struct {
+	f         ring.Frame // a copy, in a spare buffer
+	rec, src  *wnv.LookupRecord
+	vsid      uint32 // NVGRE: the destination VSID; rewrite: 0 (src set)
+	heldSince uint32
+}
+
+// hold keeps a copy of f until the next hop toward rec.PA answers. src is
+// set for IP rewrite (the source's record), nil for NVGRE.
+func (w *worker) hold(f *ring.Frame, rec, src *wnv.LookupRecord, vsid uint32) {
+	if len(w.pending) == maxPending {
+		w.drops[DropARPPending]++
+		return
+	}
+	buf, idx, ok := w.spare()
+	if !ok {
+		return
+	}
+	n := copy(buf, w.arena.Buffer(f.Index)[f.Offset:f.Offset+f.Len])
+	held := *f
+	held.Index, held.Offset, held.Len = idx, uint16(w.arena.Headroom()), uint16(n)
+	w.pending = append(w.pending, pendingFrame{f: held, rec: rec, src: src, vsid: vsid, heldSince: w.sw.clock.Load()})
+}
+
+// retryPending sends the held frames whose next hop is now known, drops
+// those held too long, and keeps the rest.
+func (w *worker) retryPending(snap *snapshot, now uint32) {
+	pol := w.sw.cfg.Policy
+	if pol == nil {
+		return
+	}
+	ps := pol.Snapshot()
+	up := w.sw.uplinksFor(ps)
+	uv := snap.byName[up.port]
+	kept := w.pending[:0]
+	for _, p := range w.pending {
+		nh, _ := ps.ProviderNextHop(p.rec.PA)
+		_, known := w.sw.neigh.lookup(nh)
+		switch {
+		case known && uv != nil:
+			f := p.f
+			if p.src != nil {
+				d := w.arena.Buffer(f.Index)[f.Offset : f.Offset+f.Len]
+				ip, _ := header.ParseIPv4(d[header.EthernetHeaderLen:])
+				w.rewriteOut(snap, ps, &f, d, ip, p.src, p.rec)
+			} else {
+				w.encap(snap, ps, &f, p.rec, p.vsid)
+			}
+			w.borrowed = append(w.borrowed, p.f.Index)
+		case uv == nil || now-p.heldSince > pendingSeconds:
+			w.drops[DropARPPending]++
+			w.pool.Put(p.f.Index)
+		default:
+			kept = append(kept, p)
+		}
+	}
+	w.pending = kept
+	if uv != nil {
+		w.drops.flush(&uv.st.ctr)
+	}
+	w.flush()
+	for _, idx := range w.borrowed {
+		w.pool.Put(idx)
+	}
+	w.borrowed = w.borrowed[:0]
 }

@@ -20,9 +20,10 @@ type worker struct {
 	pool     *ring.Pool // spare buffers for frames the switch creates or holds
 	rx       *ring.Batch
 	drops    dropTally
-	marked   []bool       // by port index: has frames in its tx batch
-	queued   []*portState // ports with frames in their tx batch, in first-use order
-	borrowed []uint32     // pool buffers holding frames built this batch, freed after flush
+	marked   []bool         // by port index: has frames in its tx batch
+	queued   []*portState   // ports with frames in their tx batch, in first-use order
+	borrowed []uint32       // pool buffers holding frames built this batch, freed after flush
+	pending  []pendingFrame // frames waiting for a provider next hop's MAC
 
 	last    *snapshot     // the snapshot of the last round
 	waiter  idleWaiter    // blocks until a port has frames, where ports allow it
@@ -44,7 +45,8 @@ func newWorker(s *Switch, id int) (*worker, error) {
 		rx:       ring.NewBatch(a),
 		marked:   make([]bool, MaxPorts),
 		queued:   make([]*portState, 0, MaxPorts),
-		borrowed: make([]uint32, 0, ring.BatchSize),
+		borrowed: make([]uint32, 0, 2*ring.BatchSize),
+		pending:  make([]pendingFrame, 0, maxPending),
 	}
 	w.stopped.Store(true)
 	// The receive batch owns buffers [0, BatchSize) for the worker's life:
@@ -106,6 +108,9 @@ func (w *worker) round() int {
 	snap := w.sw.snap.Load()
 	w.last = snap
 	now := w.sw.clock.Load()
+	if len(w.pending) > 0 {
+		w.retryPending(snap, now)
+	}
 	total := 0
 	for _, v := range snap.byWorker[w.id] {
 		total += w.poll(snap, v, now)
