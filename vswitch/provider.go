@@ -145,6 +145,9 @@ func (w *worker) decap(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, d []byte
 		return true
 	}
 	inner := d[nf.Inner : nf.Inner+nf.InnerLen]
+	if inner[0]&1 != 0 { // head-end replicated broadcast or multicast
+		return w.decapFlood(snap, ps, f, &nf, inner)
+	}
 	dst, ok := ps.LookupMAC(nf.VSID, wnv.MAC(inner[0:6]))
 	var out *portView
 	if ok && ps.IsLocalPA(dst.PA) {
@@ -192,14 +195,14 @@ func innerSourceFrom(ps *wnv.Snapshot, vsid uint32, inner []byte, pa netip.Addr)
 // Without the next hop's MAC it asks for it (ARP on the uplink) and holds
 // the frame until the answer comes (see hold). A frame too large for the uplink once
 // encapsulated is counted (mtu); the caller answers it with ICMP.
-func (w *worker) encap(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, rec *wnv.LookupRecord, vsid uint32) encapResult {
+func (w *worker) encap(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, pa netip.Addr, vsid uint32) encapResult {
 	up := w.sw.uplinksFor(ps)
 	uv := snap.byName[up.port]
 	if uv == nil || !up.pa.Is4() {
 		w.drops[DropNoUplink]++
 		return encapDropped
 	}
-	if _, ok := ps.ProviderNextHop(rec.PA); !ok {
+	if _, ok := ps.ProviderNextHop(pa); !ok {
 		w.drops[DropNoUplink]++
 		return encapDropped
 	}
@@ -208,9 +211,9 @@ func (w *worker) encap(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, rec *wnv
 		w.drops[DropNoUplink]++
 		return encapDropped
 	}
-	nhMAC, ok := w.nextHopMAC(ps, up, uv, rec.PA)
+	nhMAC, ok := w.nextHopMAC(ps, up, uv, pa)
 	if !ok {
-		w.hold(f, rec, nil, vsid)
+		w.hold(f, pa, nil, nil, vsid)
 		return encapDropped
 	}
 	if int(f.Len)-header.EthernetHeaderLen+header.NVGREOverhead > uv.st.port.MTU() {
@@ -218,7 +221,7 @@ func (w *worker) encap(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, rec *wnv
 		return encapTooBig
 	}
 	buf := w.arena.Buffer(f.Index)
-	p := header.NVGREParams{SrcMAC: [6]byte(src), DstMAC: nhMAC, SrcPA: up.pa.As4(), DstPA: rec.PA.As4(), VSID: vsid}
+	p := header.NVGREParams{SrcMAC: [6]byte(src), DstMAC: nhMAC, SrcPA: up.pa.As4(), DstPA: pa.As4(), VSID: vsid}
 	flow := header.FlowID(buf[f.Offset : f.Offset+f.Len])
 	start, err := header.EncapNVGRE(buf, int(f.Offset), int(f.Len), &p, flow)
 	if err != nil {
@@ -280,7 +283,7 @@ func (w *worker) rewriteOut(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, d [
 	}
 	mac, ok := w.nextHopMAC(ps, up, uv, dstRec.PA)
 	if !ok {
-		w.hold(f, dstRec, srcRec, 0)
+		w.hold(f, dstRec.PA, dstRec, srcRec, 0)
 		return
 	}
 	ip.SetAddrs(srcRec.PA.As4(), dstRec.PA.As4())
@@ -341,15 +344,16 @@ const (
 )
 
 type pendingFrame struct {
-	f         ring.Frame // a copy, in a spare buffer
-	rec, src  *wnv.LookupRecord
-	vsid      uint32 // NVGRE: the destination VSID; rewrite: 0 (src set)
+	f         ring.Frame        // a copy, in a spare buffer
+	pa        netip.Addr        // the destination host
+	rec, src  *wnv.LookupRecord // IP rewrite: destination and source records
+	vsid      uint32            // NVGRE: the destination VSID; rewrite: 0 (src set)
 	heldSince uint32
 }
 
-// hold keeps a copy of f until the next hop toward rec.PA answers. src is
-// set for IP rewrite (the source's record), nil for NVGRE.
-func (w *worker) hold(f *ring.Frame, rec, src *wnv.LookupRecord, vsid uint32) {
+// hold keeps a copy of f until the next hop toward pa answers. rec and src
+// are set for IP rewrite (destination and source records), nil for NVGRE.
+func (w *worker) hold(f *ring.Frame, pa netip.Addr, rec, src *wnv.LookupRecord, vsid uint32) {
 	if len(w.pending) == maxPending {
 		w.drops[DropARPPending]++
 		return
@@ -361,7 +365,7 @@ func (w *worker) hold(f *ring.Frame, rec, src *wnv.LookupRecord, vsid uint32) {
 	n := copy(buf, w.arena.Buffer(f.Index)[f.Offset:f.Offset+f.Len])
 	held := *f
 	held.Index, held.Offset, held.Len = idx, uint16(w.arena.Headroom()), uint16(n)
-	w.pending = append(w.pending, pendingFrame{f: held, rec: rec, src: src, vsid: vsid, heldSince: w.sw.clock.Load()})
+	w.pending = append(w.pending, pendingFrame{f: held, pa: pa, rec: rec, src: src, vsid: vsid, heldSince: w.sw.clock.Load()})
 }
 
 // retryPending sends the held frames whose next hop is now known, drops
@@ -376,7 +380,7 @@ func (w *worker) retryPending(snap *snapshot, now uint32) {
 	uv := snap.byName[up.port]
 	kept := w.pending[:0]
 	for _, p := range w.pending {
-		nh, _ := ps.ProviderNextHop(p.rec.PA)
+		nh, _ := ps.ProviderNextHop(p.pa)
 		_, known := w.sw.neigh.lookup(nh)
 		switch {
 		case known && uv != nil:
@@ -386,7 +390,7 @@ func (w *worker) retryPending(snap *snapshot, now uint32) {
 				ip, _ := header.ParseIPv4(d[header.EthernetHeaderLen:])
 				w.rewriteOut(snap, ps, &f, d, ip, p.src, p.rec)
 			} else {
-				w.encap(snap, ps, &f, p.rec, p.vsid)
+				w.encap(snap, ps, &f, p.pa, p.vsid)
 			}
 			w.borrowed = append(w.borrowed, p.f.Index)
 		case uv == nil || now-p.heldSince > pendingSeconds:
@@ -405,4 +409,45 @@ func (w *worker) retryPending(snap *snapshot, now uint32) {
 		w.pool.Put(idx)
 	}
 	w.borrowed = w.borrowed[:0]
+}
+
+// decapFlood delivers a replicated broadcast or multicast to every local
+// port of its VSID, once its source is checked like any decapsulated frame.
+func (w *worker) decapFlood(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, nf *header.NVGREFrame, inner []byte) bool {
+	if !innerSourceFrom(ps, nf.VSID, inner, nf.SrcPA) {
+		w.drops[DropNVGRESrc]++
+		return true
+	}
+	dom := snap.byVSID[nf.VSID]
+	if dom == nil {
+		w.drops[DropNVGRENoDst]++
+		return true
+	}
+	f.Offset += uint16(nf.Inner)
+	f.Len = uint16(nf.InnerLen)
+	f.VSID = nf.VSID
+	for _, m := range dom.members {
+		w.enqueue(snap.views[m].st, f)
+	}
+	return true
+}
+
+// replicate sends a copy of a broadcast or multicast frame from a WNV port
+// to every other host with records in its VSID (head-end replication: one
+// unicast NVGRE frame per host; the provider network needs no multicast).
+func (w *worker) replicate(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, vsid uint32) {
+	for _, pa := range ps.HostsForVSID(vsid) {
+		if ps.IsLocalPA(pa) {
+			continue
+		}
+		buf, idx, ok := w.spare()
+		if !ok {
+			return
+		}
+		n := copy(buf, w.arena.Buffer(f.Index)[f.Offset:f.Offset+f.Len])
+		c := *f
+		c.Index, c.Offset, c.Len = idx, uint16(w.arena.Headroom()), uint16(n)
+		w.borrowed = append(w.borrowed, idx)
+		w.encap(snap, ps, &c, pa, vsid)
+	}
 }

@@ -31,7 +31,7 @@ func newHost(t *testing.T, localPA string, upMAC net.HardwareAddr) *host {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sw, err := New(Config{Policy: pol})
+	sw, err := New(Config{Policy: pol, HeadEndReplication: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,5 +246,30 @@ func TestHeldFramesExpire(t *testing.T) {
 	}
 	if got := h1.sw.workers[0].pool.Len(); got != h1.sw.workers[0].arena.Frames()-64 {
 		t.Fatalf("pool holds %d buffers after expiry: buffers leaked", got)
+	}
+}
+
+// TestHeadEndReplication: a broadcast (other than ARP) in a virtual subnet
+// reaches the other host's VM through one unicast NVGRE copy.
+func TestHeadEndReplication(t *testing.T) {
+	up2 := net.HardwareAddr{2, 0xaa, 0, 0, 0, 2}
+	h1, h2 := newHost(t, "192.168.50.1", net.HardwareAddr{2, 0xaa, 0, 0, 0, 1}), newHost(t, "192.168.50.2", up2)
+	b := make([]byte, 60)
+	copy(b, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 1, 0x0a, 0x88, 0xb5})
+	copy(b[14:], "hello, subnet")
+	h1.run(h1.vm, b)               // held: host 2's MAC is asked for
+	h2.run(h2.up, h1.up.Sent()...) // ARP request
+	h1.run(h1.up, h2.up.Sent()...) // ARP reply
+	h1.sw.RunOnce()                // the held copy goes
+	wire := h1.up.Sent()
+	if len(wire) != 1 {
+		t.Fatalf("host 1 sent %d frames on the uplink, want 1 replicated copy", len(wire))
+	}
+	if nf, err := header.DecapNVGRE(wire[0]); err != nil || nf.VSID != 5001 || nf.DstPA.String() != "192.168.50.2" {
+		t.Fatalf("replicated copy: %+v %v", nf, err)
+	}
+	h2.run(h2.up, wire[0])
+	if got := h2.vm.Sent(); len(got) != 1 || !bytes.Equal(got[0], b) {
+		t.Fatalf("host 2's VM got %d frames, want the broadcast", len(got))
 	}
 }

@@ -90,6 +90,10 @@ type Config struct {
 	// ARP and Neighbor Discovery on virtualized ports are answered by the
 	// switch from the policy's lookup records and never flooded.
 	Policy *wnv.Policy
+	// HeadEndReplication sends broadcast and multicast (other than ARP and
+	// ND, which the switch answers) of a virtual subnet to every other
+	// host with records in it, one NVGRE unicast per host.
+	HeadEndReplication bool
 }
 
 // Offload is told which stations the switch has learned, so that a layer
@@ -187,6 +191,7 @@ type domainState struct {
 type snapshot struct {
 	views    []*portView // by port index; nil where no port
 	byName   map[string]*portView
+	byVSID   map[uint32]*domView
 	byWorker [][]*portView // ports each worker polls
 }
 
@@ -386,7 +391,7 @@ func (s *Switch) leastLoadedWorkerLocked() int {
 
 // publishLocked builds a new snapshot from the control-plane state.
 func (s *Switch) publishLocked() {
-	snap := &snapshot{byWorker: make([][]*portView, len(s.workers)), byName: map[string]*portView{}}
+	snap := &snapshot{byWorker: make([][]*portView, len(s.workers)), byName: map[string]*portView{}, byVSID: map[uint32]*domView{}}
 	top := 0
 	for _, ps := range s.ports {
 		top = max(top, int(ps.idx)+1)
@@ -395,6 +400,7 @@ func (s *Switch) publishLocked() {
 	doms := map[uint32]*domView{}
 	for vsid, d := range s.domains {
 		doms[vsid] = &domView{vsid: vsid, macs: d.macs, members: d.members}
+		snap.byVSID[vsid] = doms[vsid]
 	}
 	for _, ps := range s.byIdx[:top] {
 		if ps == nil {

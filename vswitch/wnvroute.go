@@ -34,6 +34,9 @@ func (w *worker) route(snap *snapshot, v *portView, b *ring.Batch, pol *wnv.Snap
 	kept := 0
 	for i := range b.N {
 		d := b.Data(i)
+		if d[0]&1 != 0 && w.sw.cfg.HeadEndReplication {
+			w.replicate(snap, pol, &b.Frames[i], vsid) // and flood locally below
+		}
 		if d[0]&1 != 0 || !w.routeFrame(snap, v, pol, vsid, gw, &b.Frames[i], d) {
 			if i != kept {
 				b.Frames[kept], b.Frames[i] = b.Frames[i], b.Frames[kept]
@@ -105,7 +108,7 @@ func (w *worker) routeFrame(snap *snapshot, v *portView, pol *wnv.Snapshot, vsid
 			w.rewriteOut(snap, pol, f, d, ip4, srcRec, rec)
 			return true
 		}
-		if w.encap(snap, pol, f, rec, dec.DstVSID) == encapTooBig && ip4 != nil && ip4.DF() {
+		if w.encap(snap, pol, f, rec.PA, dec.DstVSID) == encapTooBig && ip4 != nil && ip4.DF() {
 			w.fragNeeded(snap, v, pol, vsid, srcMAC, ip4)
 		}
 		return true

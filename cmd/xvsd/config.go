@@ -29,6 +29,9 @@ type Config struct {
 	MACLimit       int          `yaml:"mac_limit"`
 	MACAgeing      string       `yaml:"mac_ageing"`
 	Ports          []PortConfig `yaml:"ports"`
+	// HeadEndReplication: broadcast and multicast of a virtual subnet go
+	// to every other host with records in it (one NVGRE unicast each).
+	HeadEndReplication bool `yaml:"head_end_replication"`
 	// Policy is the network virtualization policy (see package wnv):
 	// routing domains, virtual subnets, lookup records, routes, provider
 	// addresses. xvsctl changes it at run time.
@@ -57,6 +60,7 @@ headroom: 256                   # bytes in front of each frame for encapsulation
 frames_per_worker: 4096         # frame buffers per worker
 mac_limit: 4096                 # learned MACs per VSID
 mac_ageing: 300s                # forget a MAC not seen for this long
+head_end_replication: true      # WNV: replicate broadcast/multicast to the other hosts of a VSID
 ports: []                       # - {name: vm1, type: afxdp, dev: veth-vm1, vsid: 5001, fast_path: false}
 `
 
@@ -154,5 +158,5 @@ func (c *Config) switchConfig() (vswitch.Config, error) {
 	if c.Frames < 2*ring.BatchSize || c.Frames > 1<<20 {
 		return sc, fmt.Errorf("frames_per_worker: %d: want %d..%d", c.Frames, 2*ring.BatchSize, 1<<20)
 	}
-	return vswitch.Config{Workers: c.Workers, PollMode: mode, Arena: ac, MACLimit: c.MACLimit, MACAgeing: ageing}, nil
+	return vswitch.Config{Workers: c.Workers, PollMode: mode, Arena: ac, MACLimit: c.MACLimit, MACAgeing: ageing, HeadEndReplication: c.HeadEndReplication}, nil
 }
