@@ -38,6 +38,8 @@ Verbs:
   port set NAME --vsid N
                        move a port to another VSID (0 = non-virtualized)
   mac list             show the learned MAC addresses per VSID with their port and age
+  trace --port P --frame HEX
+                       show each stage's decision for a frame, without sending it
 
 Network virtualization policy (mirroring the HNV cmdlets), each with add, get
 and remove:
@@ -143,6 +145,13 @@ func (c *cli) verbs() map[string]verb {
 		"port set": {args: "NAME --vsid N", nargs: [2]int{1, 1},
 			help:  "Move port NAME to another VSID. The MACs it had learned are forgotten.",
 			setup: portFlags(false), run: (*cli).portSet},
+		"trace": {args: "--port P --frame HEX",
+			help: "Show what each stage of the pipeline (ingress, proxy, extensions, route, forwarding,\negress) would decide for a frame arriving on port P, without sending it, learning\nfrom it or counting it. The frame is hex, spaces and colons allowed (e.g. copied\nfrom tshark -x).",
+			setup: func(fs *flag.FlagSet) {
+				fs.String("port", "", "ingress port")
+				fs.String("frame", "", "the frame in hex, Ethernet header first")
+			},
+			run: (*cli).trace},
 		"mac list": {help: "List the MAC addresses the switch has learned, per VSID, with the port\nthey are behind and the seconds since they were last seen.",
 			run: (*cli).macList},
 	}
@@ -404,4 +413,24 @@ func (c *cli) portSet(fs *flag.FlagSet) error {
 	}
 	fmt.Fprintf(c.out, "port %s now in VSID %s\n", p.Name, vsidString(p.VSID))
 	return nil
+}
+
+func (c *cli) trace(fs *flag.FlagSet) error {
+	req := api.Trace{Port: fs.Lookup("port").Value.String(), Frame: fs.Lookup("frame").Value.String()}
+	if req.Port == "" || req.Frame == "" {
+		return usagef("trace: --port and --frame are required")
+	}
+	var steps []vswitch.TraceStep
+	if err := c.client.Do("POST", "/trace", req, &steps); err != nil {
+		return err
+	}
+	if c.format == "json" {
+		return c.json(steps)
+	}
+	tw := c.table()
+	fmt.Fprintln(tw, "STAGE\tDECISION")
+	for _, s := range steps {
+		fmt.Fprintf(tw, "%s\t%s\n", s.Stage, s.Decision)
+	}
+	return tw.Flush()
 }

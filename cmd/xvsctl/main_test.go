@@ -126,6 +126,12 @@ func TestAgainstRunningDaemon(t *testing.T) {
 	if strings.Contains(out, "10.0.1.10") {
 		t.Fatalf("removed record still listed:\n%s", out)
 	}
+	if _, errs, code := ctl("--socket", sock, "trace", "--port", "vm1", "--frame", "ffffffffffff02000000010a88b5"); code != 1 || !strings.Contains(errs, "no such port") {
+		t.Fatalf("trace on a port that does not exist: %d %q", code, errs)
+	}
+	if _, errs, code := ctl("--socket", sock, "trace", "--port", "vm1", "--frame", "zz"); code != 1 || !strings.Contains(errs, "frame: want") {
+		t.Fatalf("trace with a bad frame: %d %q", code, errs)
+	}
 }
 
 func TestUsageErrors(t *testing.T) {

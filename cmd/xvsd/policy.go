@@ -1,12 +1,14 @@
 package main
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
 	"regexp"
+	"strings"
 
 	"github.com/xvswitch/xvs/cmd/internal/api"
 	"github.com/xvswitch/xvs/wnv"
@@ -23,6 +25,23 @@ import (
 var elementPrefix = regexp.MustCompile(`^[a-z_]+\[0\][.:]?\s*`)
 
 func (d *daemon) policyRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /"+api.Version+"/trace", func(w http.ResponseWriter, r *http.Request) {
+		var req api.Trace
+		if !decode(w, r, &req) {
+			return
+		}
+		frame, err := hex.DecodeString(strings.ReplaceAll(strings.ReplaceAll(req.Frame, " ", ""), ":", ""))
+		if err != nil || len(frame) == 0 || len(frame) > 9216 {
+			fail(w, fmt.Errorf("frame: want 1..9216 bytes in hex (spaces and colons allowed): %v", err))
+			return
+		}
+		steps, err := d.sw.Trace(req.Port, frame)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		reply(w, http.StatusOK, steps)
+	})
 	pre := "/" + api.Version + "/policy"
 	mux.HandleFunc("GET "+pre, func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusOK, d.policy.Config())

@@ -9,6 +9,9 @@
 //	DELETE /v1/ports/{name}
 //	GET    /v1/stats[?port=NAME] []vswitch.PortStats
 //	GET    /v1/macs              []vswitch.MACEntry
+//	POST   /v1/trace             Trace -> []vswitch.TraceStep
+//	GET    /v1/policy            wnv.PolicyConfig
+//	POST   /v1/policy/{kind}     one object (add); DELETE removes it
 //
 // Errors come back with a 4xx/5xx status and an Error body.
 package api
@@ -66,6 +69,13 @@ type AddPort struct {
 // SetPort is the body of PATCH /v1/ports/{name}.
 type SetPort struct {
 	VSID *uint32 `json:"vsid"`
+}
+
+// Trace is the body of POST /v1/trace: a frame, in hex, as if it arrived
+// on Port. The answer is []vswitch.TraceStep.
+type Trace struct {
+	Port  string `json:"port"`
+	Frame string `json:"frame"`
 }
 
 // Error is the body of every failed request.
