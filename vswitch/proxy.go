@@ -52,7 +52,7 @@ func (w *worker) proxyARP(v *portView, snap *wnv.Snapshot, vsid uint32, pkt []by
 	}
 	mac, ok := resolve(snap, vsid, arp.TPAAddr())
 	if !ok {
-		w.drops[DropNoPolicy]++
+		w.miss(vsid, arp.TPAAddr())
 		return
 	}
 	if buf, idx, ok := w.spare(); ok {
@@ -87,7 +87,7 @@ func (w *worker) proxyND(v *portView, snap *wnv.Snapshot, vsid uint32, d []byte)
 	}
 	mac, ok := resolve(snap, vsid, ns.TargetAddr())
 	if !ok {
-		w.drops[DropNoPolicy]++
+		w.miss(vsid, ns.TargetAddr())
 		return true
 	}
 	if buf, idx, ok := w.spare(); ok {
@@ -146,4 +146,12 @@ func (w *worker) send(v *portView, idx uint32, n int, err error) {
 	w.borrowed = append(w.borrowed, idx)
 	f := ring.Frame{Index: idx, Offset: uint16(w.arena.Headroom()), Len: uint16(n)}
 	w.enqueue(v.st, &f)
+}
+
+// miss counts a request the policy cannot answer and tells the miss hook.
+func (w *worker) miss(vsid uint32, addr netip.Addr) {
+	w.drops[DropNoPolicy]++
+	if m := w.sw.cfg.PolicyMiss; m != nil {
+		m.Miss(vsid, addr)
+	}
 }

@@ -2,6 +2,7 @@ package vswitch
 
 import (
 	"bytes"
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -42,8 +43,13 @@ func arpRequest(t *testing.T, from [6]byte, spa, tpa string) []byte {
 // with the record's MAC (per VSID: the same address in another tenant has
 // another MAC), the gateway answered with the gateway MAC, and no request
 // or unknown address ever floods to another port.
+type missLog []string
+
+func (m *missLog) Miss(vsid uint32, a netip.Addr) { *m = append(*m, fmt.Sprint(vsid, " ", a)) }
+
 func TestARPAnsweredFromPolicy(t *testing.T) {
-	r := newRig(t, Config{Policy: testPolicy(t)}, map[string]uint32{"a": 5001, "b": 5001, "x": 5002, "y": 5002})
+	misses := &missLog{}
+	r := newRig(t, Config{Policy: testPolicy(t), PolicyMiss: misses}, map[string]uint32{"a": 5001, "b": 5001, "x": 5002, "y": 5002})
 	vmA := [6]byte{2, 0, 0, 0, 0, 0x0a}
 	for _, tc := range []struct {
 		port, tpa string
@@ -75,6 +81,9 @@ func TestARPAnsweredFromPolicy(t *testing.T) {
 	r.expect(nil)
 	if n := r.drops("a", DropNoPolicy); n != 1 {
 		t.Fatalf("no-policy drops %d, want 1", n)
+	}
+	if len(*misses) != 1 || (*misses)[0] != "5001 10.0.0.77" {
+		t.Fatalf("the miss hook heard %q, want [5001 10.0.0.77]", *misses)
 	}
 	// A VM's own reply or announcement stops at the switch.
 	r.send("b", arpRequest(t, [6]byte{2, 0, 0, 0, 0, 0x0b}, "10.0.0.20", "10.0.0.20"))

@@ -3,6 +3,7 @@ package vswitch
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -94,6 +95,15 @@ type Config struct {
 	// ND, which the switch answers) of a virtual subnet to every other
 	// host with records in it, one NVGRE unicast per host.
 	HeadEndReplication bool
+	// PolicyMiss, if set, hears of every address a VM asked for that the
+	// policy does not know: the hook for a lookup-on-miss to a policy
+	// server. Called from a worker per missed request: it must not block.
+	PolicyMiss PolicyMiss
+}
+
+// PolicyMiss is told of addresses the policy could not answer.
+type PolicyMiss interface {
+	Miss(vsid uint32, addr netip.Addr)
 }
 
 // Offload is told which stations the switch has learned, so that a layer
