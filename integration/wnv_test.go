@@ -2,7 +2,11 @@ package integration
 
 import (
 	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 	"testing"
 )
 
@@ -109,8 +113,25 @@ func TestNVGREBetweenTwoHosts(t *testing.T) {
 	needRoot(t, "ping")
 	tp := newTopo(t)
 	hosts := []string{tp.namespace("h1"), tp.namespace("h2")}
-	// provider network: "uplink" in each host, MTU 1500 + 42
-	sh(t, "ip", "link", "add", "uplink", "netns", hosts[0], "mtu", "1542", "type", "veth", "peer", "name", "uplink", "netns", hosts[1], "mtu", "1542")
+	// The provider network: a bridge in its own namespace (where tshark
+	// watches), "uplink" in each host, MTU 1500 + 42 for NVGRE.
+	prov := tp.namespace("pn")
+	sh(t, "ip", "-n", prov, "link", "add", "br0", "type", "bridge")
+	for i, h := range hosts {
+		p := fmt.Sprintf("p%d", i+1)
+		sh(t, "ip", "link", "add", "uplink", "netns", h, "mtu", "1542", "type", "veth", "peer", "name", p, "netns", prov, "mtu", "1542")
+		sh(t, "ip", "-n", prov, "link", "set", p, "master", "br0")
+		sh(t, "ip", "-n", prov, "link", "set", p, "up")
+		// frames from xvs's AF_XDP transmit reach the bridge through NAPI
+		sh(t, "ip", "netns", "exec", prov, "ethtool", "-K", p, "gro", "on")
+	}
+	sh(t, "ip", "-n", prov, "link", "set", "br0", "up")
+	pcap := filepath.Join(t.TempDir(), "provider.pcap")
+	var capture *exec.Cmd
+	if _, err := exec.LookPath("tshark"); err == nil {
+		capture = background(t, "ip", "netns", "exec", prov, "tshark", "-q", "-i", "br0", "-a", "duration:8", "-f", "ip proto 47", "-w", pcap)
+		time.Sleep(2 * time.Second)
+	}
 	vms := []vm{tp.vethVM("v1", "10.0.1.10"), tp.vethVM("v2", "10.0.1.20")}
 	macs := make([]string, 2)
 	for i, v := range vms {
@@ -138,6 +159,25 @@ func TestNVGREBetweenTwoHosts(t *testing.T) {
 	out, err := vms[0].try("ping", "-c", "3", "-i", "0.2", "-W", "2", vms[1].IP)
 	if err != nil {
 		t.Fatalf("vm on host 1 -> vm on host 2 over NVGRE: %v\n%s\nhost 1:\n%s\nhost 2:\n%s", err, out, ds[0].ctl("stats"), ds[1].ctl("stats"))
+	}
+	if capture != nil {
+		capture.Wait()
+		// An independent decoder: tshark's GRE dissector (key = VSID<<8 | FlowID).
+		out, err := exec.Command("tshark", "-r", pcap, "-T", "fields", "-e", "ip.src", "-e", "ip.dst", "-e", "gre.key", "-e", "gre.proto").Output()
+		if err != nil {
+			t.Fatalf("tshark -r: %v", err)
+		}
+		lines := strings.Fields(strings.TrimSpace(string(out)))
+		if len(lines) < 6*4 {
+			t.Fatalf("tshark saw %d NVGRE fields on the provider network, want at least 6 frames:\n%s", len(lines), out)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			f := strings.Fields(l)
+			key, _ := strconv.ParseUint(strings.TrimPrefix(f[min(2, len(f)-1)], "0x"), 16, 32)
+			if len(f) != 4 || key>>8 != 5001 || f[3] != "0x6558" || !strings.HasPrefix(f[0], "192.168.50.") || !strings.HasPrefix(f[1], "192.168.50.") {
+				t.Errorf("provider network frame %q: want PA -> PA, GRE protocol 0x6558, key with VSID 5001", l)
+			}
+		}
 	}
 	st := ds[0].ctl("-o", "json", "stats", "uplink")
 	if strings.Contains(st, `"tx_frames": 0,`) {
