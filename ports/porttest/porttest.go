@@ -87,6 +87,14 @@ func (p *Port) Pending() int {
 	return len(p.inq)
 }
 
+// SetCollect turns keeping copies of transmitted frames on or off (off:
+// Transmit only counts, allocating nothing, as benchmarks need).
+func (p *Port) SetCollect(on bool) {
+	p.mu.Lock()
+	p.collect = on
+	p.mu.Unlock()
+}
+
 // SetTxLimit makes Transmit accept at most n frames per call, as a full
 // device ring would; n < 0 removes the limit.
 func (p *Port) SetTxLimit(n int) { p.txLimit.Store(int64(n)) }
