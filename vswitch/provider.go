@@ -29,8 +29,9 @@ type uplinks struct {
 // neighbors maps provider addresses to MACs, learned from ARP on uplinks.
 // Copy on write: read per frame without a lock, written rarely.
 type neighbors struct {
-	mu sync.Mutex
-	m  atomic.Pointer[map[netip.Addr][6]byte]
+	mu  sync.Mutex
+	m   atomic.Pointer[map[netip.Addr][6]byte]
+	ver atomic.Uint64 // changes whenever an entry does, for caches
 }
 
 func (n *neighbors) lookup(a netip.Addr) ([6]byte, bool) {
@@ -57,6 +58,7 @@ func (n *neighbors) learn(a netip.Addr, mac [6]byte) {
 		}
 	}
 	n.m.Store(&next)
+	n.ver.Add(1)
 }
 
 // uplinksFor returns the uplink view of policy snapshot ps.
@@ -136,31 +138,24 @@ func (w *worker) decap(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, d []byte
 		w.drops[DropNVGREInvalid]++
 		return true
 	}
-	if !ps.IsLocalPA(nf.DstPA) {
-		w.drops[DropNVGRENotOurs]++
-		return true
-	}
-	if _, ok := ps.Subnet(nf.VSID); !ok {
-		w.drops[DropNVGREVSID]++
-		return true
-	}
 	inner := d[nf.Inner : nf.Inner+nf.InnerLen]
 	if inner[0]&1 != 0 { // head-end replicated broadcast or multicast
+		if !ps.IsLocalPA(nf.DstPA) {
+			w.drops[DropNVGRENotOurs]++
+			return true
+		}
+		if _, ok := ps.Subnet(nf.VSID); !ok {
+			w.drops[DropNVGREVSID]++
+			return true
+		}
 		return w.decapFlood(snap, ps, f, &nf, inner)
 	}
-	dst, ok := ps.LookupMAC(nf.VSID, wnv.MAC(inner[0:6]))
-	var out *portView
-	if ok && ps.IsLocalPA(dst.PA) {
-		out = snap.byName[dst.VMName]
-	}
-	if out == nil || out.dom == nil || out.dom.vsid != nf.VSID {
-		w.drops[DropNVGRENoDst]++
+	de := w.decapVerdict(snap, ps, &nf, inner)
+	if de.drop != NumDropReasons {
+		w.drops[de.drop]++
 		return true
 	}
-	if !innerSourceFrom(ps, nf.VSID, inner, nf.SrcPA) {
-		w.drops[DropNVGRESrc]++
-		return true
-	}
+	out := de.out
 	f.Offset += uint16(nf.Inner)
 	f.Len = uint16(nf.InnerLen)
 	f.VSID = nf.VSID
@@ -196,41 +191,67 @@ func innerSourceFrom(ps *wnv.Snapshot, vsid uint32, inner []byte, pa netip.Addr)
 // the frame until the answer comes (see hold). A frame too large for the uplink once
 // encapsulated is counted (mtu); the caller answers it with ICMP.
 func (w *worker) encap(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, pa netip.Addr, vsid uint32) encapResult {
+	var route encapRoute
+	if !w.encapRouteTo(snap, ps, pa, &route) {
+		if route.uv != nil {
+			w.hold(f, pa, nil, nil, vsid)
+		}
+		return encapDropped
+	}
+	return w.encapWith(f, &route, vsid)
+}
+
+// encapRoute is how to reach one remote PA: the uplink, the outer
+// addresses and the MTU. Valid for one port snapshot, policy version and
+// neighbor table version.
+type encapRoute struct {
+	uv       *portView
+	mtu      int
+	p        header.NVGREParams // without VSID
+	neighVer uint64
+}
+
+// encapRouteTo fills r for pa. false with r.uv set: the next hop's MAC is
+// being asked for (hold the frame); false with r.uv nil: dropped, counted.
+func (w *worker) encapRouteTo(snap *snapshot, ps *wnv.Snapshot, pa netip.Addr, r *encapRoute) bool {
 	up := w.sw.uplinksFor(ps)
 	uv := snap.byName[up.port]
-	if uv == nil || !up.pa.Is4() {
+	if uv == nil || !up.pa.Is4() || !pa.Is4() || len(uv.st.port.MAC()) != 6 {
 		w.drops[DropNoUplink]++
-		return encapDropped
+		return false
 	}
 	if _, ok := ps.ProviderNextHop(pa); !ok {
 		w.drops[DropNoUplink]++
-		return encapDropped
+		return false
 	}
-	src := uv.st.port.MAC()
-	if len(src) != 6 {
-		w.drops[DropNoUplink]++
-		return encapDropped
-	}
+	r.neighVer = w.sw.neigh.ver.Load()
 	nhMAC, ok := w.nextHopMAC(ps, up, uv, pa)
+	r.uv = uv
 	if !ok {
-		w.hold(f, pa, nil, nil, vsid)
-		return encapDropped
+		return false
 	}
-	if int(f.Len)-header.EthernetHeaderLen+header.NVGREOverhead > uv.st.port.MTU() {
+	r.mtu = uv.st.port.MTU()
+	r.p = header.NVGREParams{SrcMAC: [6]byte(uv.st.port.MAC()), DstMAC: nhMAC, SrcPA: up.pa.As4(), DstPA: pa.As4()}
+	return true
+}
+
+// encapWith encapsulates f in place along r and queues it on the uplink.
+func (w *worker) encapWith(f *ring.Frame, r *encapRoute, vsid uint32) encapResult {
+	if int(f.Len)-header.EthernetHeaderLen+header.NVGREOverhead > r.mtu {
 		w.drops[DropMTU]++
 		return encapTooBig
 	}
 	buf := w.arena.Buffer(f.Index)
-	p := header.NVGREParams{SrcMAC: [6]byte(src), DstMAC: nhMAC, SrcPA: up.pa.As4(), DstPA: pa.As4(), VSID: vsid}
-	flow := header.FlowID(buf[f.Offset : f.Offset+f.Len])
-	start, err := header.EncapNVGRE(buf, int(f.Offset), int(f.Len), &p, flow)
+	p := r.p
+	p.VSID = vsid
+	start, err := header.EncapNVGRE(buf, int(f.Offset), int(f.Len), &p, header.FlowID(buf[f.Offset:f.Offset+f.Len]))
 	if err != nil {
 		w.drops[DropMalformed]++
 		return encapDropped
 	}
 	f.Len += uint16(int(f.Offset) - start)
 	f.Offset = uint16(start)
-	w.enqueue(uv.st, f)
+	w.enqueue(r.uv.st, f)
 	return encapSent
 }
 
@@ -450,4 +471,67 @@ func (w *worker) replicate(snap *snapshot, ps *wnv.Snapshot, f *ring.Frame, vsid
 		w.borrowed = append(w.borrowed, idx)
 		w.encap(snap, ps, &c, pa, vsid)
 	}
+}
+
+// decapEntry memoises the checks on one tunnelled flow (outer PAs, VSID,
+// inner MACs and source address) for one policy version and snapshot.
+type decapEntry struct {
+	ver            uint64
+	snap           *snapshot
+	srcPA, dstPA   netip.Addr
+	vsid           uint32
+	dstMAC, srcMAC wnv.MAC
+	srcIP          netip.Addr
+	drop           DropReason // NumDropReasons: deliver to out
+	out            *portView
+}
+
+const decapCacheSize = 1024
+
+// innerSrcIP is the inner frame's IP source, if it has one.
+func innerSrcIP(inner []byte) netip.Addr {
+	switch binary.BigEndian.Uint16(inner[12:14]) {
+	case header.EtherTypeIPv4:
+		if ip, err := header.ParseIPv4(inner[header.EthernetHeaderLen:]); err == nil {
+			return ip.SrcAddr()
+		}
+	case header.EtherTypeIPv6:
+		if ip, err := header.ParseIPv6(inner[header.EthernetHeaderLen:]); err == nil {
+			return ip.SrcAddr()
+		}
+	}
+	return netip.Addr{}
+}
+
+// decapVerdict checks a unicast tunnelled frame (see decap), from the
+// cache when the same flow was checked under the same policy.
+func (w *worker) decapVerdict(snap *snapshot, ps *wnv.Snapshot, nf *header.NVGREFrame, inner []byte) *decapEntry {
+	dstMAC, srcMAC, srcIP := wnv.MAC(inner[0:6]), wnv.MAC(inner[6:12]), innerSrcIP(inner)
+	h := (uint64(nf.VSID)<<16 ^ mac48(inner[0:6])*0x9E3779B97F4A7C15 ^ mac48(inner[6:12])*0xC2B2AE3D27D4EB4F) >> 40
+	de := &w.decaps[h&(decapCacheSize-1)]
+	if de.ver == ps.Version() && de.snap == snap && de.srcPA == nf.SrcPA && de.dstPA == nf.DstPA && de.vsid == nf.VSID &&
+		de.dstMAC == dstMAC && de.srcMAC == srcMAC && de.srcIP == srcIP {
+		return de
+	}
+	*de = decapEntry{ver: ps.Version(), snap: snap, srcPA: nf.SrcPA, dstPA: nf.DstPA, vsid: nf.VSID, dstMAC: dstMAC, srcMAC: srcMAC, srcIP: srcIP}
+	de.drop = func() DropReason {
+		if !ps.IsLocalPA(nf.DstPA) {
+			return DropNVGRENotOurs
+		}
+		if _, ok := ps.Subnet(nf.VSID); !ok {
+			return DropNVGREVSID
+		}
+		dst, ok := ps.LookupMAC(nf.VSID, dstMAC)
+		if ok && ps.IsLocalPA(dst.PA) {
+			de.out = snap.byName[dst.VMName]
+		}
+		if de.out == nil || de.out.dom == nil || de.out.dom.vsid != nf.VSID {
+			return DropNVGRENoDst
+		}
+		if !innerSourceFrom(ps, nf.VSID, inner, nf.SrcPA) {
+			return DropNVGRESrc
+		}
+		return NumDropReasons
+	}()
+	return de
 }

@@ -24,6 +24,8 @@ type worker struct {
 	queued   []*portState   // ports with frames in their tx batch, in first-use order
 	borrowed []uint32       // pool buffers holding frames built this batch, freed after flush
 	pending  []pendingFrame // frames waiting for a provider next hop's MAC
+	flows    *[flowCacheSize]flowEntry
+	decaps   *[decapCacheSize]decapEntry
 
 	last    *snapshot     // the snapshot of the last round
 	waiter  idleWaiter    // blocks until a port has frames, where ports allow it
@@ -47,6 +49,8 @@ func newWorker(s *Switch, id int) (*worker, error) {
 		queued:   make([]*portState, 0, MaxPorts),
 		borrowed: make([]uint32, 0, 2*ring.BatchSize),
 		pending:  make([]pendingFrame, 0, maxPending),
+		flows:    new([flowCacheSize]flowEntry),
+		decaps:   new([decapCacheSize]decapEntry),
 	}
 	w.stopped.Store(true)
 	// The receive batch owns buffers [0, BatchSize) for the worker's life:
