@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/xvswitch/xvs/ports/porttest"
@@ -271,5 +272,42 @@ func TestHeadEndReplication(t *testing.T) {
 	h2.run(h2.up, wire[0])
 	if got := h2.vm.Sent(); len(got) != 1 || !bytes.Equal(got[0], b) {
 		t.Fatalf("host 2's VM got %d frames, want the broadcast", len(got))
+	}
+}
+
+// TestRecordMoveRedirectsAtOnce: when a VM moves to this host (its lookup
+// record changes PA and port), the very next frame follows the new record,
+// although the old verdict and tunnel were cached.
+func TestRecordMoveRedirectsAtOnce(t *testing.T) {
+	up2 := net.HardwareAddr{2, 0xaa, 0, 0, 0, 2}
+	h1, h2 := newHost(t, "192.168.50.1", net.HardwareAddr{2, 0xaa, 0, 0, 0, 1}), newHost(t, "192.168.50.2", up2)
+	f := udp4(mustMAC("02:00:00:00:01:0b"), mustMAC("02:00:00:00:01:0a"), "10.0.1.10", "10.0.1.20", 64)
+	h1.run(h1.vm, f)
+	h2.run(h2.up, h1.up.Sent()...)
+	h1.run(h1.up, h2.up.Sent()...)
+	h1.sw.RunOnce()
+	if got := h1.up.Sent(); len(got) != 1 {
+		t.Fatalf("before the move: %d frames on the uplink, want 1", len(got))
+	}
+	vm2 := porttest.New("vm2", nil)
+	if err := h1.sw.AddPort(vm2, 5001); err != nil {
+		t.Fatal(err)
+	}
+	err := h1.sw.cfg.Policy.Apply(func(b *wnv.Builder) error {
+		ca := netip.MustParseAddr("10.0.1.20")
+		if err := b.RemoveLookupRecord(5001, ca, wnv.MAC{}); err != nil {
+			return err
+		}
+		return b.AddLookupRecord(wnv.LookupRecord{VSID: 5001, CA: ca, MAC: mustMAC("02:00:00:00:01:0b"), PA: netip.MustParseAddr("192.168.50.1"), VMName: "vm2"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1.run(h1.vm, f)
+	if got := vm2.Sent(); len(got) != 1 || !bytes.Equal(got[0], f) {
+		t.Fatalf("after the move: vm2 got %d frames, want the frame", len(got))
+	}
+	if got := h1.up.Sent(); len(got) != 0 {
+		t.Fatalf("after the move: %d frames still tunnelled to the old host", len(got))
 	}
 }
