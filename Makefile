@@ -62,3 +62,18 @@ bench-ports: build
 	BIN=$(BIN) bench/ports.sh
 
 .PHONY: bench-ports
+
+# Two hosts, two tenants, overlapping addresses (REWRITE=1 for IP rewrite).
+demo-wnv: build
+	BIN=$(BIN) REWRITE=$(REWRITE) scripts/demo-wnv.sh up
+
+demo-wnv-clean:
+	BIN=$(BIN) scripts/demo-wnv.sh clean
+
+.PHONY: demo-wnv demo-wnv-clean
+
+# iperf3 across two hosts: VSID 0 pass-through, NVGRE, IP rewrite.
+bench-wnv: build
+	BIN=$(BIN) bench/wnv.sh
+
+.PHONY: bench-wnv

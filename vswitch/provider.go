@@ -178,8 +178,14 @@ func innerSourceFrom(ps *wnv.Snapshot, vsid uint32, inner []byte, pa netip.Addr)
 		}
 	}
 	if src.IsValid() && !src.IsLinkLocalUnicast() {
-		r, ok := ps.LookupCA(vsid, src)
-		return ok && r.PA == pa && r.MAC == wnv.MAC(inner[6:12])
+		if r, ok := ps.LookupCA(vsid, src); ok {
+			return r.PA == pa && r.MAC == wnv.MAC(inner[6:12])
+		}
+		// Routed to us from another virtual subnet: the source must be a CA
+		// of the same routing domain, sent by the gateway.
+		dec := ps.Route(vsid, src)
+		return (dec.Kind == wnv.Deliver || dec.Kind == wnv.Routed) && dec.Record != nil && dec.Record.CA == src &&
+			dec.Record.PA == pa && wnv.MAC(inner[6:12]) == ps.GatewayMAC()
 	}
 	r, ok := ps.LookupMAC(vsid, wnv.MAC(inner[6:12]))
 	return ok && r.PA == pa

@@ -311,3 +311,53 @@ func TestRecordMoveRedirectsAtOnce(t *testing.T) {
 		t.Fatalf("after the move: %d frames still tunnelled to the old host", len(got))
 	}
 }
+
+// TestRoutedAcrossHosts: a frame routed to another virtual subnet of the
+// tenant whose VM is on the other host arrives there from the gateway
+// MAC, its source CA in another VSID: decapsulation must accept it (the
+// source is checked across the routing domain, not only the VSID).
+func TestRoutedAcrossHosts(t *testing.T) {
+	mk := func(pa string, upMAC net.HardwareAddr) *host {
+		pol, err := wnv.LoadConfig(wnv.PolicyConfig{
+			RoutingDomains:    []wnv.RoutingDomainConfig{{ID: "blue"}},
+			VirtualSubnets:    []wnv.VirtualSubnetConfig{{VSID: 5001, RoutingDomain: "blue", IPv4Prefix: "10.0.1.0/24"}, {VSID: 5002, RoutingDomain: "blue", IPv4Prefix: "10.0.2.0/24"}},
+			ProviderAddresses: []wnv.ProviderAddressConfig{{Interface: "uplink", PA: pa, PrefixLength: 24}},
+			LookupRecords: []wnv.LookupRecordConfig{
+				{VSID: 5001, CA: "10.0.1.10", MAC: "02:00:00:00:01:0a", PA: "192.168.50.1", VMName: "vm"},
+				{VSID: 5002, CA: "10.0.2.20", MAC: "02:00:00:00:02:0b", PA: "192.168.50.2", VMName: "vm"},
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sw, _ := New(Config{Policy: pol})
+		t.Cleanup(func() { sw.Close() })
+		h := &host{sw: sw, vm: porttest.New("vm", nil), up: porttest.New("uplink", upMAC)}
+		vsid := uint32(5001)
+		if pa == "192.168.50.2" {
+			vsid = 5002
+		}
+		sw.AddPort(h.vm, vsid)
+		sw.AddPort(h.up, VSIDNone)
+		return h
+	}
+	h1, h2 := mk("192.168.50.1", net.HardwareAddr{2, 0xaa, 0, 0, 0, 1}), mk("192.168.50.2", net.HardwareAddr{2, 0xaa, 0, 0, 0, 2})
+	gw := h1.sw.cfg.Policy.Snapshot().GatewayMAC()
+	f := udp4(gw, mustMAC("02:00:00:00:01:0a"), "10.0.1.10", "10.0.2.20", 64)
+	h1.run(h1.vm, f)
+	h2.run(h2.up, h1.up.Sent()...)
+	h1.run(h1.up, h2.up.Sent()...)
+	h1.sw.RunOnce()
+	wire := h1.up.Sent()
+	if nf, err := header.DecapNVGRE(wire[0]); err != nil || nf.VSID != 5002 {
+		t.Fatalf("routed frame on the wire: %+v %v, want VSID 5002 (the destination's)", nf, err)
+	}
+	h2.run(h2.up, wire...)
+	got := h2.vm.Sent()
+	if len(got) != 1 {
+		t.Fatalf("host 2's VM got %d frames (drops: %+v)", len(got), func() any { st, _ := h2.sw.Stats("uplink"); return st[0].Drops }())
+	}
+	if [6]byte(got[0][0:6]) != mustMAC("02:00:00:00:02:0b") || [6]byte(got[0][6:12]) != gw {
+		t.Fatalf("delivered %x: want to the VM from the gateway MAC", got[0][:12])
+	}
+}
