@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/asavie/xdp v0.3.4-0.20240826152323-67e5ba17320c
 	github.com/cilium/ebpf v0.22.0
+	github.com/gopacket/gopacket v1.7.7
 	github.com/prometheus/client_golang v1.25.0
 	github.com/rs/zerolog v1.35.1
 	github.com/vishvananda/netlink v1.1.0
@@ -21,6 +22,6 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
-	github.com/vishvananda/netns v0.0.0-20191106174202-0a2b9b5464df // indirect
+	github.com/vishvananda/netns v0.0.0-20211101163701-50045581ed74 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
