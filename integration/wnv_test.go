@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 	"testing"
+	"time"
 )
 
 // TestARPProxy: with a policy, VMs' ARP requests are answered by xvs from
