@@ -176,3 +176,57 @@ func TestDemoWNVIperf(t *testing.T) {
 		})
 	}
 }
+
+// TestDemoWNVMove: blue2 "moves" to host 1 (a new VM with its MAC and
+// address appears there, the old one goes away) and the lookup records
+// are changed on both hosts with xvsctl: traffic from blue1 follows within
+// a second, nothing restarted.
+func TestDemoWNVMove(t *testing.T) {
+	needRoot(t, "ping")
+	demoWNV(t)
+	ctl := func(host string, args ...string) {
+		t.Helper()
+		out, err := exec.Command(filepath.Join(binDir, "xvsctl"), append([]string{"--socket", "/run/xvs/wnv-" + host + ".sock"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("xvsctl %s %s: %v\n%s", host, strings.Join(args, " "), err, out)
+		}
+	}
+	nameServer(t, "xvs-blue2", "blue2")
+	time.Sleep(300 * time.Millisecond)
+	if got := askName("xvs-blue1", "10.0.0.7"); got != "blue2" {
+		t.Fatalf("before the move: %q, want blue2", got)
+	}
+	mac := strings.TrimSpace(sh(t, "ip", "netns", "exec", "xvs-blue2", "cat", "/sys/class/net/eth0/address"))
+	// the VM on its new host: same MAC and address, attached to host1
+	const ns = "xvs-blue2moved"
+	sh(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	sh(t, "ip", "link", "add", "blue2m", "type", "veth", "peer", "name", "eth0", "netns", ns)
+	sh(t, "ip", "link", "set", "blue2m", "netns", "xvs-host1")
+	sh(t, "ip", "-n", "xvs-host1", "link", "set", "blue2m", "up")
+	sh(t, "ip", "-n", ns, "link", "set", "eth0", "address", mac)
+	sh(t, "ip", "-n", ns, "addr", "add", "10.0.0.7/24", "dev", "eth0")
+	sh(t, "ip", "-n", ns, "link", "set", "eth0", "up")
+	sh(t, "ip", "-n", ns, "route", "add", "default", "via", "10.0.0.1")
+	sh(t, "ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off")
+	nameServer(t, ns, "blue2-moved")
+	sh(t, "ip", "-n", "xvs-blue2", "link", "set", "eth0", "down")
+	ctl("host1", "port", "add", "blue2m", "--type", "afxdp", "--dev", "blue2m", "--vsid", "5001")
+	start := time.Now()
+	for _, h := range []string{"host1", "host2"} {
+		ctl(h, "lookup-record", "remove", "--vsid", "5001", "--ca", "10.0.0.7")
+		ctl(h, "lookup-record", "add", "--vsid", "5001", "--ca", "10.0.0.7", "--mac", mac, "--pa", "192.168.100.1", "--port", "blue2m")
+	}
+	var got string
+	for time.Since(start) < 3*time.Second {
+		if got = askName("xvs-blue1", "10.0.0.7"); got == "blue2-moved" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	took := time.Since(start)
+	t.Logf("traffic followed the moved VM after %v", took.Round(time.Millisecond))
+	if got != "blue2-moved" || took > time.Second+500*time.Millisecond {
+		t.Fatalf("after the move: %q after %v, want blue2-moved within about 1 s", got, took)
+	}
+}
