@@ -167,34 +167,24 @@ func (s *Switch) traceRoute(snap *snapshot, v *portView, ps *wnv.Snapshot, vsid 
 		step("route", "not IP: left to the bridge")
 		return false
 	}
-	rec, ok := ps.LookupCA(vsid, srcIP)
-	if !ok || rec.MAC != wnv.MAC(frame[6:12]) || rec.VMName != v.st.name {
+	fe := policyVerdict(snap, v, ps, vsid, srcIP, dstIP, wnv.MAC(frame[6:12]))
+	switch fe.drop {
+	case NumDropReasons:
+	case DropSpoof:
 		step("route", "drop (spoof): %s from %s is not a CA of port %s with that MAC", srcIP, wnv.MAC(frame[6:12]), v.st.name)
 		return true
-	}
-	step("route", "source %s: record of port %s", srcIP, v.st.name)
-	dec := ps.Route(vsid, dstIP)
-	switch dec.Kind {
-	case wnv.Deliver, wnv.Routed:
-	case wnv.Gateway:
-		step("route", "drop (no-policy): %s is a gateway address; the switch does not answer it", dstIP)
-		return true
 	default:
-		step("route", "drop (%s): %s from VSID %d", dec.Reason, dstIP, vsid)
+		step("route", "drop (%s): %s from VSID %d", fe.drop, dstIP, vsid)
 		return true
 	}
 	how := "delivered in VSID"
-	if dec.Kind == wnv.Routed {
+	if fe.routed {
 		how = "routed through the gateway to VSID"
 	}
-	r := dec.Record
-	step("route", "%s %s %d: record %s (MAC %s, PA %s, rule %s)", dstIP, how, dec.DstVSID, r.CA, r.MAC, r.PA, r.Rule)
-	if ps.IsLocalPA(r.PA) {
-		if out, ok := snap.byName[r.VMName]; ok && out.dom != nil && out.dom.vsid == dec.DstVSID {
-			step("egress", "local: to port %s", r.VMName)
-		} else {
-			step("egress", "drop (no-policy): the record names no port %q in VSID %d here", r.VMName, dec.DstVSID)
-		}
+	r := fe.rec
+	step("route", "%s %s %d: record %s (MAC %s, PA %s, rule %s)", dstIP, how, fe.dstVSID, r.CA, r.MAC, r.PA, r.Rule)
+	if !fe.remote {
+		step("egress", "local: to port %s", r.VMName)
 		return true
 	}
 	up := s.uplinksFor(ps)
@@ -211,7 +201,7 @@ func (s *Switch) traceRoute(snap *snapshot, v *portView, ps *wnv.Snapshot, vsid 
 	if r.Rule == wnv.RuleRewrite {
 		step("egress", "IP rewrite to %s out of %s, next hop %s (%s)", r.PA, up.port, nh, nhs)
 	} else {
-		step("egress", "NVGRE to %s (VSID %d) out of %s, next hop %s (%s)", r.PA, dec.DstVSID, up.port, nh, nhs)
+		step("egress", "NVGRE to %s (VSID %d) out of %s, next hop %s (%s)", r.PA, fe.dstVSID, up.port, nh, nhs)
 	}
 	return true
 }

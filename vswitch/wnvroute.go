@@ -80,49 +80,35 @@ func (w *worker) routeFrame(snap *snapshot, v *portView, pol *wnv.Snapshot, vsid
 		w.drops[fe.drop]++
 		return true
 	}
-	srcRec, rec := fe.srcRec, fe.rec
-	dec := wnv.Decision{Kind: wnv.Deliver, Record: rec, DstVSID: fe.dstVSID}
-	if fe.routed {
-		dec.Kind = wnv.Routed
-	}
-	if fe.remote {
-		copy(d[0:6], rec.MAC[:])
-		if dec.Kind == wnv.Routed {
-			copy(d[6:12], gw[:])
-			if (ip4 != nil && !ip4.DecTTL()) || (ip6 != nil && !ip6.DecHopLimit()) {
-				w.drops[DropTTL]++
-				return true
-			}
-		}
-		if rec.Rule == wnv.RuleRewrite {
-			w.rewriteOut(snap, pol, f, d, ip4, srcRec, rec)
-			return true
-		}
-		if !fe.encapOK || fe.encap.neighVer != w.sw.neigh.ver.Load() {
-			fe.encapOK = w.encapRouteTo(snap, pol, rec.PA, &fe.encap)
-			if !fe.encapOK {
-				if fe.encap.uv != nil {
-					w.hold(f, rec.PA, nil, nil, dec.DstVSID)
-				}
-				return true
-			}
-		}
-		if w.encapWith(f, &fe.encap, dec.DstVSID) == encapTooBig && ip4 != nil && ip4.DF() {
-			w.fragNeeded(snap, v, pol, vsid, srcMAC, ip4)
-		}
-		return true
-	}
-	out := fe.out
+	rec := fe.rec
 	copy(d[0:6], rec.MAC[:])
-	if dec.Kind == wnv.Routed {
+	if fe.routed {
 		copy(d[6:12], gw[:])
 		if (ip4 != nil && !ip4.DecTTL()) || (ip6 != nil && !ip6.DecHopLimit()) {
 			w.drops[DropTTL]++
 			return true
 		}
 	}
-	f.VSID = dec.DstVSID
-	w.enqueue(out.st, f)
+	if !fe.remote {
+		f.VSID = fe.dstVSID
+		w.enqueue(fe.out.st, f)
+		return true
+	}
+	if rec.Rule == wnv.RuleRewrite {
+		w.rewriteOut(snap, pol, f, d, ip4, fe.srcRec, rec)
+		return true
+	}
+	if !fe.encapOK || fe.encap.neighVer != w.sw.neigh.ver.Load() {
+		if fe.encapOK = w.encapRouteTo(snap, pol, rec.PA, &fe.encap); !fe.encapOK {
+			if fe.encap.uv != nil {
+				w.hold(f, rec.PA, nil, nil, fe.dstVSID)
+			}
+			return true
+		}
+	}
+	if w.encapWith(f, &fe.encap, fe.dstVSID) == encapTooBig && ip4 != nil && ip4.DF() {
+		w.fragNeeded(snap, v, pol, vsid, srcMAC, ip4)
+	}
 	return true
 }
 
@@ -188,7 +174,14 @@ func (w *worker) flow(snap *snapshot, v *portView, pol *wnv.Snapshot, vsid uint3
 	if fe.ver == pol.Version() && fe.snap == snap && fe.in == v && fe.src == src && fe.dst == dst && fe.srcMAC == srcMAC {
 		return fe
 	}
-	*fe = flowEntry{ver: pol.Version(), snap: snap, in: v, src: src, dst: dst, srcMAC: srcMAC, drop: NumDropReasons}
+	*fe = policyVerdict(snap, v, pol, vsid, src, dst, srcMAC)
+	return fe
+}
+
+// policyVerdict is the policy's decision on a flow, as the route stage
+// applies it and xvsctl trace explains it.
+func policyVerdict(snap *snapshot, v *portView, pol *wnv.Snapshot, vsid uint32, src, dst netip.Addr, srcMAC wnv.MAC) flowEntry {
+	fe := flowEntry{ver: pol.Version(), snap: snap, in: v, src: src, dst: dst, srcMAC: srcMAC, drop: NumDropReasons}
 	srcRec, ok := pol.LookupCA(vsid, src)
 	if !ok || srcRec.MAC != srcMAC || srcRec.VMName != v.st.name {
 		fe.drop = DropSpoof
