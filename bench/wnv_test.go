@@ -36,20 +36,8 @@ func wnvTopology(tb testing.TB) *vswitch.Switch {
 	}
 	tb.Cleanup(func() { sw.Close() })
 	gw := pol.Snapshot().GatewayMAC()
-	udp := func(src net.HardwareAddr, from, to string) []byte {
-		f := frame64(gw[:], src)
-		ip := f[14:]
-		ip[0] = 0x45
-		binary.BigEndian.PutUint16(ip[2:], uint16(len(ip)))
-		ip[8], ip[9] = 64, 17
-		s, d := netip.MustParseAddr(from).As4(), netip.MustParseAddr(to).As4()
-		copy(ip[12:], s[:])
-		copy(ip[16:], d[:])
-		header.IPv4(ip).SetChecksum(header.IPv4(ip).ComputeChecksum())
-		return f
-	}
-	a := porttest.NewReplay("a", [][]byte{udp(net.HardwareAddr{2, 0, 0, 0, 1, 0x0a}, "10.0.1.10", "10.0.2.30")})
-	b := porttest.NewReplay("b", [][]byte{udp(net.HardwareAddr{2, 0, 0, 0, 2, 0x0c}, "10.0.2.30", "10.0.1.10")})
+	a := porttest.NewReplay("a", [][]byte{udp64(gw[:], net.HardwareAddr{2, 0, 0, 0, 1, 0x0a}, "10.0.1.10", "10.0.2.30")})
+	b := porttest.NewReplay("b", [][]byte{udp64(gw[:], net.HardwareAddr{2, 0, 0, 0, 2, 0x0c}, "10.0.2.30", "10.0.1.10")})
 	if err := sw.AddPort(a, 5001); err != nil {
 		tb.Fatal(err)
 	}
@@ -151,28 +139,27 @@ func hostTopology(tb testing.TB, vmFrames, upFrames [][]byte) *vswitch.Switch {
 	return sw
 }
 
-func vmToRemote() []byte {
-	f := frame64([]byte{2, 0, 0, 0, 1, 0x0b}, []byte{2, 0, 0, 0, 1, 0x0a})
+// udp64 is a 64-byte IPv4/UDP frame (UDP checksum 0) with a valid IP checksum.
+func udp64(dst, src net.HardwareAddr, from, to string) []byte {
+	f := frame64(dst, src)
 	ip := f[14:]
 	ip[0] = 0x45
 	binary.BigEndian.PutUint16(ip[2:], uint16(len(ip)))
 	ip[8], ip[9] = 64, 17
-	copy(ip[12:], []byte{10, 0, 1, 10})
-	copy(ip[16:], []byte{10, 0, 1, 20})
+	s, d := netip.MustParseAddr(from).As4(), netip.MustParseAddr(to).As4()
+	copy(ip[12:], s[:])
+	copy(ip[16:], d[:])
 	header.IPv4(ip).SetChecksum(header.IPv4(ip).ComputeChecksum())
 	return f
 }
 
+func vmToRemote() []byte {
+	return udp64([]byte{2, 0, 0, 0, 1, 0x0b}, []byte{2, 0, 0, 0, 1, 0x0a}, "10.0.1.10", "10.0.1.20")
+}
+
 // nvgreFromRemote is what host 192.168.50.2 sends for 10.0.1.20 -> 10.0.1.10.
 func nvgreFromRemote() []byte {
-	inner := frame64([]byte{2, 0, 0, 0, 1, 0x0a}, []byte{2, 0, 0, 0, 1, 0x0b})
-	ip := inner[14:]
-	ip[0] = 0x45
-	binary.BigEndian.PutUint16(ip[2:], uint16(len(ip)))
-	ip[8], ip[9] = 64, 17
-	copy(ip[12:], []byte{10, 0, 1, 20})
-	copy(ip[16:], []byte{10, 0, 1, 10})
-	header.IPv4(ip).SetChecksum(header.IPv4(ip).ComputeChecksum())
+	inner := udp64([]byte{2, 0, 0, 0, 1, 0x0a}, []byte{2, 0, 0, 0, 1, 0x0b}, "10.0.1.20", "10.0.1.10")
 	buf := make([]byte, header.NVGREOverhead+len(inner))
 	copy(buf[header.NVGREOverhead:], inner)
 	p := header.NVGREParams{SrcMAC: [6]byte{2, 0xaa, 0, 0, 0, 2}, DstMAC: [6]byte{2, 0xaa, 0, 0, 0, 1}, SrcPA: [4]byte{192, 168, 50, 2}, DstPA: [4]byte{192, 168, 50, 1}, VSID: 5001}
