@@ -7,6 +7,7 @@ const BatchSize = 64
 // Meta is what the switch knows about a frame besides its bytes.
 type Meta struct {
 	InPort uint16 // index of the ingress port in the switch
+	Fwd    uint16 // a forwarding extension's decision for this batch (worker-private), 0: none
 	VSID   uint32 // virtual subnet ID, 0 = non-virtualized
 	Hash   uint32 // flow hash, 0 until computed
 }

@@ -9,52 +9,60 @@ type DropReason uint8
 // Drop reasons. Their String forms are the names users see in xvsctl and
 // Prometheus; scripts rely on them.
 const (
-	DropMalformed    DropReason = iota // too short, or a multicast source MAC
-	DropNoVSID                         // port has no VSID assigned
-	DropLearnCap                       // source not learned: the VSID's MAC table is full (frame still forwarded)
-	DropRingFull                       // the output port did not accept the frame
-	DropSamePort                       // destination is behind the port the frame came in on
-	DropPortError                      // the port's Transmit failed (link down, closed)
-	DropNoPolicy                       // WNV: no lookup record answers the frame (ARP/ND for an unknown address)
-	DropProxied                        // WNV: ARP/ND consumed by the switch's proxy (a request answered, or a VM's reply or announcement absorbed)
-	DropPoolEmpty                      // no spare buffer for a frame the switch had to build
-	DropSpoof                          // WNV: source MAC/CA not owned by the ingress port
-	DropIsolation                      // WNV: destination outside the source's routing domain
-	DropTTL                            // WNV: TTL or hop limit exhausted while routing
-	DropNoUplink                       // WNV: destination on another host but no uplink or provider route to it
-	DropARPPending                     // WNV: provider next hop did not answer ARP in time, or too many frames waited for it
-	DropMTU                            // WNV: frame too large for the uplink once encapsulated
-	DropNVGREInvalid                   // NVGRE: malformed, or a header RFC 7637 forbids (no key, checksum, ...)
-	DropNVGRENotOurs                   // NVGRE: outer destination is not one of our PAs
-	DropNVGREVSID                      // NVGRE: VSID is not a virtual subnet here
-	DropNVGRENoDst                     // NVGRE: inner destination has no local port in the VSID
-	DropNVGRESrc                       // NVGRE: outer source PA is not the inner source's host per the policy
-	DropRewriteSrc                     // IP rewrite: the source PA maps to no CA that may reach the destination
+	DropMalformed        DropReason = iota // too short, or a multicast source MAC
+	DropNoVSID                             // port has no VSID assigned
+	DropLearnCap                           // source not learned: the VSID's MAC table is full (frame still forwarded)
+	DropRingFull                           // the output port did not accept the frame
+	DropSamePort                           // destination is behind the port the frame came in on
+	DropPortError                          // the port's Transmit failed (link down, closed)
+	DropNoPolicy                           // WNV: no lookup record answers the frame (ARP/ND for an unknown address)
+	DropProxied                            // WNV: ARP/ND consumed by the switch's proxy (a request answered, or a VM's reply or announcement absorbed)
+	DropPoolEmpty                          // no spare buffer for a frame the switch had to build
+	DropSpoof                              // WNV: source MAC/CA not owned by the ingress port
+	DropIsolation                          // WNV: destination outside the source's routing domain
+	DropTTL                                // WNV: TTL or hop limit exhausted while routing
+	DropNoUplink                           // WNV: destination on another host but no uplink or provider route to it
+	DropARPPending                         // WNV: provider next hop did not answer ARP in time, or too many frames waited for it
+	DropMTU                                // WNV: frame too large for the uplink once encapsulated
+	DropNVGREInvalid                       // NVGRE: malformed, or a header RFC 7637 forbids (no key, checksum, ...)
+	DropNVGRENotOurs                       // NVGRE: outer destination is not one of our PAs
+	DropNVGREVSID                          // NVGRE: VSID is not a virtual subnet here
+	DropNVGRENoDst                         // NVGRE: inner destination has no local port in the VSID
+	DropNVGRESrc                           // NVGRE: outer source PA is not the inner source's host per the policy
+	DropRewriteSrc                         // IP rewrite: the source PA maps to no CA that may reach the destination
+	DropExtension                          // an extension's verdict (filter drop, or forwarding to nowhere)
+	DropExtensionFailed                    // a fail-closed extension is failed or restarting
+	DropExtensionBusy                      // an extension's ring or the frames waiting for verdicts are full
+	DropExtensionInvalid                   // an extension answered with a descriptor that failed validation
 	NumDropReasons
 )
 
 var dropNames = [NumDropReasons]string{
-	DropMalformed:    "malformed",
-	DropNoVSID:       "no-vsid",
-	DropLearnCap:     "learn-cap",
-	DropRingFull:     "ring-full",
-	DropSamePort:     "same-port",
-	DropPortError:    "port-error",
-	DropNoPolicy:     "no-policy",
-	DropProxied:      "proxied",
-	DropPoolEmpty:    "pool-empty",
-	DropSpoof:        "spoof",
-	DropIsolation:    "isolation",
-	DropTTL:          "ttl",
-	DropNoUplink:     "no-uplink",
-	DropARPPending:   "arp-pending",
-	DropMTU:          "mtu",
-	DropNVGREInvalid: "nvgre-invalid",
-	DropNVGRENotOurs: "nvgre-not-ours",
-	DropNVGREVSID:    "nvgre-vsid",
-	DropNVGRENoDst:   "nvgre-no-dst",
-	DropNVGRESrc:     "nvgre-src",
-	DropRewriteSrc:   "rewrite-src",
+	DropMalformed:        "malformed",
+	DropNoVSID:           "no-vsid",
+	DropLearnCap:         "learn-cap",
+	DropRingFull:         "ring-full",
+	DropSamePort:         "same-port",
+	DropPortError:        "port-error",
+	DropNoPolicy:         "no-policy",
+	DropProxied:          "proxied",
+	DropPoolEmpty:        "pool-empty",
+	DropSpoof:            "spoof",
+	DropIsolation:        "isolation",
+	DropTTL:              "ttl",
+	DropNoUplink:         "no-uplink",
+	DropARPPending:       "arp-pending",
+	DropMTU:              "mtu",
+	DropNVGREInvalid:     "nvgre-invalid",
+	DropNVGRENotOurs:     "nvgre-not-ours",
+	DropNVGREVSID:        "nvgre-vsid",
+	DropNVGRENoDst:       "nvgre-no-dst",
+	DropNVGRESrc:         "nvgre-src",
+	DropRewriteSrc:       "rewrite-src",
+	DropExtension:        "extension-drop",
+	DropExtensionFailed:  "extension-failed",
+	DropExtensionBusy:    "extension-busy",
+	DropExtensionInvalid: "extension-invalid",
 }
 
 func (r DropReason) String() string {

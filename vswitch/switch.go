@@ -169,6 +169,7 @@ type Switch struct {
 	byIdx   [MaxPorts]*portState
 	domains map[uint32]*domainState
 	workers []*worker
+	exts    []*extState // loaded extensions, in chain order
 	running bool
 	closed  bool
 	stop    chan struct{}
@@ -203,6 +204,7 @@ type snapshot struct {
 	byName   map[string]*portView
 	byVSID   map[uint32]*domView
 	byWorker [][]*portView // ports each worker polls
+	chain    []*extView    // enabled extensions, in ingress order
 }
 
 type portView struct {
@@ -421,7 +423,11 @@ func (s *Switch) publishLocked() {
 		snap.byName[ps.name] = v
 		snap.byWorker[ps.worker] = append(snap.byWorker[ps.worker], v)
 	}
+	snap.chain = s.chainLocked(snap.byName)
 	s.snap.Store(snap)
+	for _, st := range s.exts {
+		st.ext.PortsChanged()
+	}
 }
 
 // waitQuiescentLocked returns once every running worker has started a new
@@ -513,6 +519,7 @@ func (s *Switch) Close() error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.closeExtensions()
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -14,18 +14,20 @@ import (
 // pipeline for each received batch. All its state is owned by its
 // goroutine; the switch only reads epoch and stopped.
 type worker struct {
-	sw       *Switch
-	id       int
-	arena    *ring.Arena
-	pool     *ring.Pool // spare buffers for frames the switch creates or holds
-	rx       *ring.Batch
-	drops    dropTally
-	marked   []bool         // by port index: has frames in its tx batch
-	queued   []*portState   // ports with frames in their tx batch, in first-use order
-	borrowed []uint32       // pool buffers holding frames built this batch, freed after flush
-	pending  []pendingFrame // frames waiting for a provider next hop's MAC
-	flows    *[flowCacheSize]flowEntry
-	decaps   *[decapCacheSize]decapEntry
+	sw          *Switch
+	id          int
+	arena       *ring.Arena
+	pool        *ring.Pool // spare buffers for frames the switch creates or holds
+	rx          *ring.Batch
+	drops       dropTally
+	marked      []bool         // by port index: has frames in its tx batch
+	queued      []*portState   // ports with frames in their tx batch, in first-use order
+	borrowed    []uint32       // pool buffers holding frames built this batch, freed after flush
+	pending     []pendingFrame // frames waiting for a provider next hop's MAC
+	flows       *[flowCacheSize]flowEntry
+	decaps      *[decapCacheSize]decapEntry
+	ext         extData   // extension stage: parked frames, forwarding decisions
+	egressDrops dropTally // drops in the egress extension stage, counted on the output port
 
 	last    *snapshot     // the snapshot of the last round
 	waiter  idleWaiter    // blocks until a port has frames, where ports allow it
@@ -52,6 +54,7 @@ func newWorker(s *Switch, id int) (*worker, error) {
 		flows:    new([flowCacheSize]flowEntry),
 		decaps:   new([decapCacheSize]decapEntry),
 	}
+	w.ext.init(a)
 	w.stopped.Store(true)
 	// The receive batch owns buffers [0, BatchSize) for the worker's life:
 	// ports copy into them and transmit copies out of them, so they are
@@ -115,6 +118,7 @@ func (w *worker) round() int {
 	if len(w.pending) > 0 {
 		w.retryPending(snap, now)
 	}
+	w.pollExtensions(snap, now)
 	total := 0
 	for _, v := range snap.byWorker[w.id] {
 		total += w.poll(snap, v, now)
@@ -136,6 +140,14 @@ func (w *worker) poll(snap *snapshot, v *portView, now uint32) int {
 		return 0
 	}
 	w.ingress(v, b)
+	w.pipeline(snap, v, b, now, 0)
+	return n
+}
+
+// pipeline runs a batch that came in on v through the stages after
+// ingress; from > 0 resumes frames after extension from-1 (their ARP/ND
+// was already proxied and the extensions before it have seen them).
+func (w *worker) pipeline(snap *snapshot, v *portView, b *ring.Batch, now uint32, from int) {
 	// WNV applies to ports whose VSID is a virtual subnet of the policy;
 	// other VSIDs are plain isolated L2 segments.
 	var ps *wnv.Snapshot
@@ -151,10 +163,12 @@ func (w *worker) poll(snap *snapshot, v *portView, now uint32) int {
 			ps = nil
 		}
 	}
-	if ps != nil {
+	if ps != nil && from == 0 {
 		w.proxy(v, b, ps)
 	}
-	w.extensions(v, b)
+	if len(snap.chain) > 0 && v.dom != nil {
+		w.extIngress(snap, v, b, from, now)
+	}
 	offload := w.sw.cfg.Offload
 	if ps != nil {
 		w.route(snap, v, b, ps)
@@ -165,11 +179,8 @@ func (w *worker) poll(snap *snapshot, v *portView, now uint32) int {
 	w.forward(snap, v, b, now, offload)
 	w.drops.flush(&v.st.ctr)
 	w.flush()
-	for _, idx := range w.borrowed {
-		w.pool.Put(idx)
-	}
-	w.borrowed = w.borrowed[:0]
-	return n
+	w.freeBorrowed()
+	w.ext.fwd = w.ext.fwd[:0]
 }
 
 // ingress counts what arrived, drops what cannot be forwarded at all, and
@@ -194,7 +205,7 @@ func (w *worker) ingress(v *portView, b *ring.Batch) {
 			w.drops[DropMalformed]++
 			continue
 		}
-		f.InPort, f.VSID, f.Hash = in, vsid, 0
+		f.InPort, f.VSID, f.Hash, f.Fwd = in, vsid, 0, 0
 		if i != kept {
 			// Swap, not copy: each slot keeps a distinct buffer.
 			b.Frames[kept], b.Frames[i] = b.Frames[i], b.Frames[kept]
@@ -203,10 +214,6 @@ func (w *worker) ingress(v *portView, b *ring.Batch) {
 	}
 	b.N = kept
 }
-
-// extensions is where capture, filter and forwarding extensions will see
-// the batch. Empty until extensions exist.
-func (w *worker) extensions(v *portView, b *ring.Batch) {}
 
 const macGroupBit = uint64(1) << 40 // I/G bit: the low bit of the first octet
 
@@ -238,6 +245,9 @@ func (w *worker) forward(snap *snapshot, v *portView, b *ring.Batch, now uint32,
 			if off != nil {
 				off.Learn(dom.vsid, src, v.st.port)
 			}
+		}
+		if f.Fwd != 0 && !w.extForward(snap, f) {
+			continue // the forwarding extension replaced the lookup
 		}
 		if dst&macGroupBit == 0 {
 			if s := macs.lookup(dst); s != nil {
@@ -290,12 +300,16 @@ func (w *worker) flush() {
 	w.queued = w.queued[:0]
 }
 
-// egress is where the WNV module will encapsulate, rewrite or drop frames
-// on their way out. Empty until WNV exists.
-func (w *worker) egress(st *portState, tb *ring.Batch) {}
-
+// transmit runs the egress extensions over a port's batch and sends it.
 func (w *worker) transmit(st *portState, tb *ring.Batch) {
-	w.egress(st, tb)
+	if snap := w.last; len(snap.chain) > 0 {
+		w.extEgress(snap, st, tb, len(snap.chain)-1, w.sw.clock.Load())
+	}
+	w.transmitNow(st, tb)
+}
+
+// transmitNow hands a batch to its port and counts what the port took.
+func (w *worker) transmitNow(st *portState, tb *ring.Batch) {
 	if tb.N == 0 {
 		return
 	}

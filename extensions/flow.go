@@ -1,0 +1,194 @@
+package extensions
+
+import (
+	"encoding/binary"
+
+	"github.com/xvswitch/xvs/extensions/api"
+)
+
+// FlowKey names a flow for the verdict cache: VSID, direction, ports of
+// the switch, EtherType, protocol, addresses and transport ports. Frames
+// that are not IP are keyed by their MAC addresses. Two frames with equal
+// keys get the same verdict.
+type FlowKey struct {
+	Meta  uint64 // vsid<<32 | dir<<24 | proto<<16 | ethertype
+	Ports uint64 // in<<48 | out<<32 | sport<<16 | dport
+	Src   [2]uint64
+	Dst   [2]uint64
+}
+
+const (
+	etherIPv4 = 0x0800
+	etherIPv6 = 0x86DD
+)
+
+// MakeFlowKey fills k from a frame (at least 14 bytes) and its metadata.
+// It reads only within frame: truncated headers give a key of what is
+// there.
+func MakeFlowKey(k *FlowKey, frame []byte, vsid uint32, dir api.Direction, in, out uint16) {
+	et := uint64(binary.BigEndian.Uint16(frame[12:14]))
+	var proto, sport, dport uint64
+	k.Src, k.Dst = [2]uint64{}, [2]uint64{}
+	switch {
+	case et == etherIPv4 && len(frame) >= 34:
+		ihl := int(frame[14]&0x0f) * 4
+		proto = uint64(frame[23])
+		k.Src[0] = uint64(binary.LittleEndian.Uint32(frame[26:30]))
+		k.Dst[0] = uint64(binary.LittleEndian.Uint32(frame[30:34]))
+		// transport ports only in a first (or unfragmented) fragment
+		if l4 := 14 + ihl; ihl >= 20 && binary.BigEndian.Uint16(frame[20:22])&0x1fff == 0 && len(frame) >= l4+4 {
+			sport, dport = l4ports(proto, frame[l4:])
+		}
+	case et == etherIPv6 && len(frame) >= 54:
+		proto = uint64(frame[20])
+		k.Src[0] = binary.LittleEndian.Uint64(frame[22:30])
+		k.Src[1] = binary.LittleEndian.Uint64(frame[30:38])
+		k.Dst[0] = binary.LittleEndian.Uint64(frame[38:46])
+		k.Dst[1] = binary.LittleEndian.Uint64(frame[46:54])
+		if len(frame) >= 58 {
+			sport, dport = l4ports(proto, frame[54:])
+		}
+	default:
+		k.Src[0] = uint64(binary.BigEndian.Uint32(frame[6:10]))<<16 | uint64(binary.BigEndian.Uint16(frame[10:12]))
+		k.Dst[0] = uint64(binary.BigEndian.Uint32(frame[0:4]))<<16 | uint64(binary.BigEndian.Uint16(frame[4:6]))
+	}
+	k.Meta = uint64(vsid)<<32 | uint64(dir)<<24 | proto<<16 | et
+	k.Ports = uint64(in)<<48 | uint64(out)<<32 | sport<<16 | dport
+}
+
+// l4ports returns TCP/UDP/SCTP ports, or ICMP type and code, from b (at
+// least 4 bytes).
+func l4ports(proto uint64, b []byte) (uint64, uint64) {
+	switch proto {
+	case 6, 17, 132:
+		return uint64(binary.BigEndian.Uint16(b[0:2])), uint64(binary.BigEndian.Uint16(b[2:4]))
+	case 1, 58:
+		return uint64(b[0]), uint64(b[1])
+	}
+	return 0, 0
+}
+
+// Hash mixes the key into 32 bits.
+func (k *FlowKey) Hash() uint32 {
+	const m1, m2 = 0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F
+	h := (k.Meta ^ k.Src[0]*m2) * m1
+	h ^= (k.Ports ^ k.Dst[0]*m1) * m2
+	h ^= (k.Src[1] ^ k.Dst[1]*m2) * m1
+	h ^= h >> 29
+	h *= m2
+	return uint32(h ^ h>>32)
+}
+
+// CacheEntry is one cached verdict.
+type CacheEntry struct {
+	Gen     uint32 // cache generation it was stored in; 0: empty
+	Hash    uint32 // of Key: most misses stop here
+	Key     FlowKey
+	Expires uint32 // switch clock (seconds)
+	Verdict uint8
+	Flags   uint8
+	NPorts  uint8
+	Ports   [api.MaxPorts]uint16
+}
+
+// VerdictPending marks a cache entry whose verdict was asked for and has
+// not come back: later frames of the flow wait for it instead of asking
+// again.
+const VerdictPending = 0xFF
+
+// cacheWays is the associativity: a few flows whose hashes collide do not
+// evict each other forever.
+const cacheWays = 4
+
+// Cache is a set-associative table of verdicts, owned by one worker for
+// one extension: no locks. Invalidate is O(1): entries of an older
+// generation are misses.
+type Cache struct {
+	entries []CacheEntry
+	mask    uint32 // of the set index
+	gen     uint32
+	victim  uint32 // round-robin replacement within a set
+}
+
+// NewCache returns a cache of size entries (a power of two, at least 4).
+func NewCache(size int) *Cache {
+	size = max(size, cacheWays)
+	return &Cache{entries: make([]CacheEntry, size), mask: uint32(size/cacheWays - 1), gen: 1}
+}
+
+// Lookup returns the live entry for k (hash h), or nil.
+func (c *Cache) Lookup(k *FlowKey, h, now uint32) *CacheEntry {
+	set := c.entries[(h&c.mask)*cacheWays:][:cacheWays]
+	for i := range set {
+		e := &set[i]
+		if e.Hash == h && e.Gen == c.gen && e.Key.equal(k) && now < e.Expires {
+			return e
+		}
+	}
+	return nil
+}
+
+// Slot returns the entry to overwrite for k (hash h), already keyed: its
+// own entry if present, else a free or expired one, else the next victim.
+func (c *Cache) Slot(k *FlowKey, h, now, expires uint32) *CacheEntry {
+	set := c.entries[(h&c.mask)*cacheWays:][:cacheWays]
+	var e *CacheEntry
+	for i := range set {
+		if set[i].Gen == c.gen && set[i].Hash == h && set[i].Key.equal(k) {
+			e = &set[i]
+			break
+		}
+	}
+	if e == nil {
+		for i := range set {
+			if set[i].Gen != c.gen || now >= set[i].Expires {
+				e = &set[i]
+				break
+			}
+		}
+	}
+	if e == nil {
+		c.victim++
+		e = &set[c.victim%cacheWays]
+	}
+	e.Key, e.Gen, e.Hash, e.Expires = *k, c.gen, h, expires
+	return e
+}
+
+// equal compares field by field: the compiler's == on the struct calls
+// memequal, which costs more than the six words.
+func (k *FlowKey) equal(o *FlowKey) bool {
+	return k.Meta == o.Meta && k.Ports == o.Ports && k.Src[0] == o.Src[0] && k.Dst[0] == o.Dst[0] &&
+		k.Src[1] == o.Src[1] && k.Dst[1] == o.Dst[1]
+}
+
+// Invalidate forgets every entry.
+func (c *Cache) Invalidate() {
+	c.gen++
+	if c.gen == 0 { // wrapped: entries of generation 1 might look live again
+		clear(c.entries)
+		c.gen = 1
+	}
+}
+
+// RunKey returns the bytes of an IPv4 frame (without IP options) that its
+// flow key is made of, with the fields that change from packet to packet
+// (length, ID, TTL, checksum) masked out, or ok false for other frames.
+// Equal run keys (with equal metadata) mean equal flow keys, so a frame
+// that continues the previous frame's run can reuse its verdict without a
+// hash or a cache lookup: four loads and compares instead. It returns
+// scalars, not an array: an array result goes through the stack in a way
+// that stalls store-to-load forwarding, which cost more than the rest.
+func RunKey(frame []byte) (k0, k1, k2, k3 uint64, ok bool) {
+	if len(frame) < 38 {
+		return 0, 0, 0, 0, false
+	}
+	k0 = binary.LittleEndian.Uint64(frame[12:20]) & 0x00000000FFFFFFFF // EtherType, version/IHL, TOS
+	if k0&0xFFFFFF != 0x450008 {                                       // IPv4 (08 00) without options (45)
+		return 0, 0, 0, 0, false
+	}
+	k1 = binary.LittleEndian.Uint64(frame[20:28]) & 0xFFFF0000FF00FFFF // fragment, protocol, source (half)
+	k2 = binary.LittleEndian.Uint64(frame[28:36])                      // source (half), destination, source port
+	k3 = uint64(binary.LittleEndian.Uint16(frame[36:38]))              // destination port
+	return k0, k1, k2, k3, true
+}
