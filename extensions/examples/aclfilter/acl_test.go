@@ -1,0 +1,300 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xvswitch/xvs/extensions/api"
+	"github.com/xvswitch/xvs/extensions/sdk"
+)
+
+// fakeHost stands in for *sdk.Host.
+type fakeHost struct {
+	config      map[string]string
+	invalidated atomic.Int32
+}
+
+func (h *fakeHost) Config() map[string]string { return h.config }
+func (h *fakeHost) Invalidate()               { h.invalidated.Add(1) }
+
+// fakeLog records what is logged.
+type fakeLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *fakeLog) Info(msg string, args ...any)  { l.add("info", msg, args) }
+func (l *fakeLog) Error(msg string, args ...any) { l.add("error", msg, args) }
+
+func (l *fakeLog) add(level, msg string, args []any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprint(level, ": ", msg, " ", args))
+}
+
+// errors returns the error lines.
+func (l *fakeLog) errors() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, s := range l.lines {
+		if strings.HasPrefix(s, "error: ") {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// checkNoLeak fails if goroutines started during the test outlive it.
+func checkNoLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(2 * time.Second)
+		for runtime.NumGoroutine() > before {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<16)
+				t.Errorf("%d goroutines, %d before the test:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+}
+
+// writeRules writes a rules file and gives it a modification time of its
+// own, so that a change is seen even on file systems with coarse times.
+var mtime = time.Now().Add(-time.Hour)
+
+func writeRules(t *testing.T, path, doc string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mtime = mtime.Add(time.Second)
+	if err := os.Chtimes(path, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startACL starts a filter on a rules file with doc.
+func startACL(t *testing.T, doc string) (*ACL, *fakeHost, *fakeLog, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "acl.yaml")
+	writeRules(t, path, doc)
+	a := &ACL{interval: 5 * time.Millisecond}
+	h := &fakeHost{config: map[string]string{"rules": path}}
+	l := &fakeLog{}
+	if err := a.start(h, l); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Stop)
+	return a, h, l, path
+}
+
+func TestStartConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	writeRules(t, bad, "rules:\n  - action: deny\n    dport: 99999\n")
+	tests := []struct {
+		name   string
+		config map[string]string
+		want   []string
+	}{
+		{"no rules key", map[string]string{}, []string{"config rules: missing"}},
+		{"empty rules", map[string]string{"rules": ""}, []string{"config rules: missing"}},
+		{"unknown key", map[string]string{"rules": bad, "rule": "x"}, []string{`config key "rule": unknown`}},
+		{"no such file", map[string]string{"rules": filepath.Join(dir, "nope.yaml")}, []string{"load rules", "nope.yaml", "no such file"}},
+		{"invalid file", map[string]string{"rules": bad}, []string{"load rules", "bad.yaml", "rule 1: line 3", `dport "99999"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkNoLeak(t)
+			a := &ACL{}
+			err := a.start(&fakeHost{config: tt.config}, &fakeLog{})
+			if err == nil {
+				a.Stop()
+				t.Fatal("start succeeded, want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+			a.Stop() // harmless after a failed start
+		})
+	}
+}
+
+func TestFilter(t *testing.T) {
+	a, _, _, _ := startACL(t, `
+default: allow
+rules:
+  - action: deny
+    protocol: tcp
+    dport: 22
+  - action: allow
+    protocol: tcp
+`)
+	ssh := tcp4(t, "10.0.0.1", "10.0.0.2", 40000, 22)
+	web := tcp4(t, "10.0.0.1", "10.0.0.2", 40000, 80)
+	tooShort := mutate(ssh, func(b []byte) []byte {
+		b[16], b[17] = 0, 22 // total length 22: two bytes of TCP
+		return b[:14+22]
+	})
+	tests := []struct {
+		name  string
+		frame []byte
+		want  sdk.Verdict
+	}{
+		{"denied by rule 1", ssh, sdk.Drop},
+		{"allowed by rule 2", web, sdk.Pass},
+		{"allowed by default", arp(t), sdk.Pass},
+		{"tagged and denied: not cached", vlanTagged(ssh), sdk.Verdict{Action: sdk.ActionDrop, NoCache: true}},
+		{"tagged and allowed: not cached", vlanTagged(web), sdk.Verdict{Action: sdk.ActionPass, NoCache: true}},
+		{"malformed: dropped, not cached", tooShort, sdk.Verdict{Action: sdk.ActionDrop, NoCache: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := a.Filter(&sdk.Meta{VSID: 5001, Dir: api.Ingress, InPort: 1, OutPort: api.NoPort}, tt.frame)
+			if got.Action != tt.want.Action || got.NoCache != tt.want.NoCache || got.Frame != nil {
+				t.Errorf("verdict %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+	want := map[string]uint64{
+		"allowed": 3, "denied": 2, "malformed": 1, "reloads": 0, "reload-errors": 0,
+		"rule-1": 2, "rule-2": 2, "default": 1,
+	}
+	got := a.Stats()
+	if len(got) != len(want) {
+		t.Errorf("stats %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("stats[%q] = %d, want %d", k, got[k], v)
+		}
+	}
+}
+
+func TestFilterAllocs(t *testing.T) {
+	a, _, _, _ := startACL(t, "rules: [{action: deny, src: 10.9.0.0/16}, {action: deny, dst: 'fd00::/8', dport: 22}]")
+	frames := [][]byte{tcp4(t, "10.0.0.1", "10.0.0.2", 1, 2), udp6(t, "fd00::1", "fd00::2", 1, 2), arp(t)}
+	m := &sdk.Meta{VSID: 5001}
+	if n := testing.AllocsPerRun(100, func() {
+		for _, f := range frames {
+			a.Filter(m, f)
+		}
+	}); n != 0 {
+		t.Errorf("Filter allocates %v times per run, want 0", n)
+	}
+}
+
+func TestFilterBeforeStartDrops(t *testing.T) {
+	var a ACL
+	if v := a.Filter(&sdk.Meta{}, tcp4(t, "10.0.0.1", "10.0.0.2", 1, 2)); v.Action != sdk.ActionDrop {
+		t.Errorf("verdict %+v before Start, want a drop", v)
+	}
+	a.Stop()
+}
+
+func TestReload(t *testing.T) {
+	checkNoLeak(t)
+	a, h, l, path := startACL(t, "rules: [{action: deny, protocol: tcp, dport: 22}]")
+	ssh := tcp4(t, "10.0.0.1", "10.0.0.2", 40000, 22)
+	web := tcp4(t, "10.0.0.1", "10.0.0.2", 40000, 80)
+	m := &sdk.Meta{VSID: 5001}
+	verdicts := func() (sshV, webV sdk.Action) {
+		return a.Filter(m, ssh).Action, a.Filter(m, web).Action
+	}
+	if s, w := verdicts(); s != sdk.ActionDrop || w != sdk.ActionPass {
+		t.Fatalf("before reload: ssh %v, web %v; want drop, pass", s, w)
+	}
+
+	// A valid change: swapped in, and the switch told.
+	writeRules(t, path, "rules: [{action: deny, protocol: tcp, dport: 80}]\n")
+	waitFor(t, "the reload", func() bool { return h.invalidated.Load() == 1 })
+	if s, w := verdicts(); s != sdk.ActionPass || w != sdk.ActionDrop {
+		t.Fatalf("after reload: ssh %v, web %v; want pass, drop", s, w)
+	}
+	if st := a.Stats(); st["reloads"] != 1 || st["reload-errors"] != 0 || st["rule-1"] != 1 {
+		t.Errorf("stats after reload %v: want reloads 1, reload-errors 0, rule-1 1 (counters of the new rules)", st)
+	}
+
+	// An invalid change: logged with its line, the rules stay.
+	writeRules(t, path, "rules:\n  - action: deny\n    protocol: tcp\n    dport: eighty\n")
+	waitFor(t, "the reload error", func() bool { return a.Stats()["reload-errors"] == 1 })
+	if s, w := verdicts(); s != sdk.ActionPass || w != sdk.ActionDrop {
+		t.Fatalf("after a bad file: ssh %v, web %v; want the previous rules (pass, drop)", s, w)
+	}
+	if errs := l.errors(); len(errs) != 1 || !strings.Contains(errs[0], `rule 1: line 4: dport "eighty"`) {
+		t.Errorf("logged errors %q: want one naming rule 1, line 4 and the value", errs)
+	}
+	// The bad file is not retried (or logged again) until it changes.
+	time.Sleep(30 * time.Millisecond)
+	if n := a.Stats()["reload-errors"]; n != 1 || len(l.errors()) != 1 {
+		t.Errorf("reload-errors %d, %d logged errors while the bad file stayed: want 1, 1", n, len(l.errors()))
+	}
+
+	// Replaced by rename, as editors do: a new file, seen even with the
+	// same size and time as the old one.
+	tmp := path + ".new"
+	writeRules(t, tmp, "default: deny\nrules: [{action: allow, protocol: tcp, dport: 22}]\n")
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the reload after a rename", func() bool { return h.invalidated.Load() == 2 })
+	if s, w := verdicts(); s != sdk.ActionPass || w != sdk.ActionDrop {
+		t.Fatalf("after rename: ssh %v, web %v; want pass, drop (by default deny)", s, w)
+	}
+
+	// Removed: logged once, rules kept.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the missing file error", func() bool { return a.Stats()["reload-errors"] == 2 })
+	time.Sleep(30 * time.Millisecond)
+	if n := a.Stats()["reload-errors"]; n != 2 {
+		t.Errorf("reload-errors %d while the file is missing: want 2 (counted once)", n)
+	}
+	if s, _ := verdicts(); s != sdk.ActionPass {
+		t.Errorf("rules lost when the file went away")
+	}
+	a.Stop()
+	a.Stop()
+	if st := a.Stats(); st["reloads"] != 2 {
+		t.Errorf("reloads %d, want 2", st["reloads"])
+	}
+}
+
+func TestReloadOnSIGHUP(t *testing.T) {
+	checkNoLeak(t)
+	a, h, _, _ := startACL(t, "rules: [{action: deny, protocol: tcp, dport: 22}]")
+	// The file is unchanged: only SIGHUP makes it reload.
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the reload on SIGHUP", func() bool { return h.invalidated.Load() == 1 })
+	if n := a.Stats()["reloads"]; n != 1 {
+		t.Errorf("reloads %d, want 1", n)
+	}
+}
