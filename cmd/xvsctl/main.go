@@ -41,6 +41,22 @@ Verbs:
   trace --port P --frame HEX
                        show each stage's decision for a frame, without sending it
 
+Switch extensions (out-of-process capture, filter and forwarding programs;
+mirroring Get-/Enable-/Disable-VMSwitchExtension):
+  extension list       the chain in order: position, name, kind, state, enabled,
+                       fail mode, direction, VSIDs, ports, restarts
+  extension stats [NAME]
+                       the switch's and the extension's own counters
+  extension load NAME PATH [--fail open|closed] [--position N] [--set K=V]...
+                       [-- ARGS...]
+                       start an extension and insert it in the chain
+  extension unload NAME
+                       take an extension out of the chain and stop it
+  extension enable NAME, extension disable NAME
+                       put a loaded extension in or out of the data path
+  extension order NAME...
+                       reorder the chain (name every loaded extension once)
+
 Network virtualization policy (mirroring the HNV cmdlets), each with add, get
 and remove:
   routing-domain       --id
@@ -64,6 +80,8 @@ type cli struct {
 	out    io.Writer
 	client *api.Client
 	format string
+	// after are the arguments after "--" of a verb that takes them.
+	after []string
 }
 
 func main() {
@@ -125,6 +143,9 @@ type verb struct {
 	nargs [2]int                 // min, max positional arguments
 	setup func(fs *flag.FlagSet) // registers the verb's flags
 	run   func(c *cli, fs *flag.FlagSet) error
+	// after: the arguments after "--" are the verb's (c.after), not flags
+	// or positional arguments.
+	after bool
 }
 
 func (c *cli) verbs() map[string]verb {
@@ -156,6 +177,7 @@ func (c *cli) verbs() map[string]verb {
 			run: (*cli).macList},
 	}
 	policyVerbs(vs)
+	extensionVerbs(vs)
 	return vs
 }
 
@@ -212,6 +234,14 @@ func (c *cli) dispatch(args []string) error {
 	}
 	if v.setup != nil {
 		v.setup(fs)
+	}
+	if v.after {
+		for i, a := range rest {
+			if a == "--" {
+				rest, c.after = rest[:i], rest[i+1:]
+				break
+			}
+		}
 	}
 	if err := interspersed(fs, rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

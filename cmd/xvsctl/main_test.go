@@ -132,6 +132,31 @@ func TestAgainstRunningDaemon(t *testing.T) {
 	if _, errs, code := ctl("--socket", sock, "trace", "--port", "vm1", "--frame", "zz"); code != 1 || !strings.Contains(errs, "frame: want") {
 		t.Fatalf("trace with a bad frame: %d %q", code, errs)
 	}
+
+	// Extensions: the real daemon's answers (loading real ones is tested
+	// with the example extensions).
+	if out, errs, code := ctl("--socket", sock, "extension", "list"); code != 0 || !strings.HasPrefix(out, "POS  NAME") {
+		t.Fatalf("extension list: %d %q %q", code, out, errs)
+	}
+	if out, _, code := ctl("--socket", sock, "-o", "json", "extension", "list"); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("extension list -o json: %d %q", code, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"extension", "unload", "nosuch"}, "no such extension"},
+		{[]string{"extension", "stats", "nosuch"}, "no such extension"},
+		{[]string{"extension", "disable", "nosuch"}, "no such extension"},
+		{[]string{"extension", "order", "nosuch"}, "order must name every loaded extension exactly once"},
+		{[]string{"extension", "load", "x", "/nonexistent/xvs-ext"}, "/nonexistent/xvs-ext"},
+		{[]string{"extension", "load", "x", "/nonexistent/xvs-ext", "--port", "vm9"}, `ports[0]: "vm9": no such port`},
+	} {
+		_, errs, code := ctl(append([]string{"--socket", sock}, tc.args...)...)
+		if code != 1 || !strings.Contains(errs, tc.want) {
+			t.Errorf("xvsctl %s: exit %d %q, want 1 and %q", strings.Join(tc.args, " "), code, errs, tc.want)
+		}
+	}
 }
 
 func TestUsageErrors(t *testing.T) {

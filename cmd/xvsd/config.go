@@ -36,6 +36,9 @@ type Config struct {
 	// routing domains, virtual subnets, lookup records, routes, provider
 	// addresses. xvsctl changes it at run time.
 	Policy wnv.PolicyConfig `yaml:"policy"`
+	// Extensions are out-of-process switch extensions, in chain order,
+	// loaded after the ports; xvsctl extension ... changes them at run time.
+	Extensions []ExtensionConfig `yaml:"extensions"`
 }
 
 // PortConfig is one entry of ports:.
@@ -62,6 +65,21 @@ mac_limit: 4096                 # learned MACs per VSID
 mac_ageing: 300s                # forget a MAC not seen for this long
 head_end_replication: true      # WNV: replicate broadcast/multicast to the other hosts of a VSID
 ports: []                       # - {name: vm1, type: afxdp, dev: veth-vm1, vsid: 5001, fast_path: false}
+extensions: []                  # out-of-process switch extensions in chain order; instead of [], entries such as:
+#  - name: acl                   # unique: 1..32 of a-z A-Z 0-9 . _ -
+#    path: /usr/local/lib/xvs/aclfilter  # the executable (absolute path)
+#    args: [--verbose]           # its arguments
+#    fail: closed                # open or closed; default: closed for a filter, open otherwise
+#    direction: both             # ingress, egress or both
+#    vsids: [5001]               # the VSIDs it sees (default: all)
+#    ports: [vm1]                # the ports it sees, each one of ports: (default: all)
+#    every-frame: false          # every frame, not just the first of each flow, to a filter
+#    deadline: 500ms             # a verdict later than this fails the extension
+#    cache-ttl: 60s              # how long a cached verdict lives
+#    ring-size: 1024             # descriptors per ring (a power of two)
+#    slot-size: 2048             # frame bytes per descriptor
+#    enabled: true               # false: loaded, but out of the data path
+#    config: {rules: /etc/xvs/acl.yaml}  # handed to the extension
 `
 
 // loadConfig reads a config from r (defaults for what it omits) and
@@ -127,6 +145,9 @@ func (c *Config) validate() error {
 		if err := vswitch.CheckVSID(*p.VSID); err != nil || *p.VSID == vswitch.VSIDUnassigned {
 			return fmt.Errorf("%s.vsid: %d: want 0 or %d..%d", field, *p.VSID, vswitch.VSIDMin, vswitch.VSIDMax)
 		}
+	}
+	if _, err := c.extensionConfigs(); err != nil {
+		return err
 	}
 	return nil
 }

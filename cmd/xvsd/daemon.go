@@ -91,6 +91,11 @@ func (d *daemon) start() (err error) {
 			return fmt.Errorf("ports[%d] (%s): %w", i, p.Name, err)
 		}
 	}
+	// Before the workers start, so that no frame passes before the
+	// configured filters are in place.
+	if err := d.loadExtensions(); err != nil {
+		return err
+	}
 	d.checkUplinkMTU()
 	if err := d.sw.Start(); err != nil {
 		return err
@@ -288,6 +293,7 @@ func (d *daemon) routes() http.Handler {
 		reply(w, http.StatusOK, d.sw.MACs())
 	})
 	d.policyRoutes(mux)
+	d.extensionRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusNotFound, api.Error{Error: fmt.Sprintf("no such API call: %s %s (this xvsd speaks API %s)", r.Method, r.URL.Path, api.Version)})
 	})
@@ -316,9 +322,13 @@ func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 func fail(w http.ResponseWriter, err error) {
 	code := http.StatusBadRequest
 	switch {
-	case errors.Is(err, vswitch.ErrNoSuchPort):
+	case errors.Is(err, vswitch.ErrBadOrder):
+		// Also when it names an extension that is not loaded: the body is
+		// wrong, not the path.
+	case errors.Is(err, vswitch.ErrNoSuchPort), errors.Is(err, vswitch.ErrNoSuchExtension):
 		code = http.StatusNotFound
-	case errors.Is(err, vswitch.ErrPortExists), errors.Is(err, wnv.ErrExists), errors.Is(err, wnv.ErrInUse):
+	case errors.Is(err, vswitch.ErrPortExists), errors.Is(err, wnv.ErrExists), errors.Is(err, wnv.ErrInUse),
+		errors.Is(err, vswitch.ErrExtensionExists), errors.Is(err, vswitch.ErrTwoForwarders):
 		code = http.StatusConflict
 	case errors.Is(err, wnv.ErrNotFound):
 		code = http.StatusNotFound

@@ -27,10 +27,12 @@ Usage:
   xvsd --version
 
 xvsd runs the switch's poll-mode workers, attaches the ports listed in its
-configuration, and serves:
+configuration, starts its extensions (out-of-process capture, filter and
+forwarding programs, in chain order), and serves:
   - the control API on a unix socket (api_socket, root only) for xvsctl;
   - Prometheus metrics on http://ADDRESS/metrics (metrics_address).
-It stops cleanly on SIGINT or SIGTERM, detaching every port.
+It stops cleanly on SIGINT or SIGTERM, detaching every port and stopping
+every extension.
 
 Without --config it runs the built-in default configuration (print it with
 --print-default-config). Logs go to stderr: readable text on a terminal,
@@ -85,7 +87,7 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	}
 	if *check {
-		fmt.Fprintf(stderr, "xvsd: configuration OK (%d ports)\n", len(cfg.Ports))
+		fmt.Fprintf(stderr, "xvsd: configuration OK (%d ports, %d extensions)\n", len(cfg.Ports), len(cfg.Extensions))
 		return 0
 	}
 	log := newLogger(stderr, cfg.LogLevel)
@@ -101,7 +103,7 @@ func run(args []string, stderr io.Writer) int {
 		log.Error().Err(err).Msg("cannot start")
 		return 1
 	}
-	log.Info().Str("version", version).Str("config", orDefault(*configPath)).Int("ports", len(cfg.Ports)).Msg("xvsd running")
+	log.Info().Str("version", version).Str("config", orDefault(*configPath)).Int("ports", len(cfg.Ports)).Int("extensions", len(cfg.Extensions)).Msg("xvsd running")
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)

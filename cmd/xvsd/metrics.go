@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,7 @@ type switchCollector struct {
 	sw                                   *vswitch.Switch
 	rxFrames, rxBytes, txFrames, txBytes *prometheus.Desc
 	drops                                *prometheus.Desc
+	ext, extUp, extRestarts              *prometheus.Desc
 }
 
 func newSwitchCollector(sw *vswitch.Switch) *switchCollector {
@@ -32,6 +34,10 @@ func newSwitchCollector(sw *vswitch.Switch) *switchCollector {
 		txFrames: prometheus.NewDesc("xvs_port_tx_frames_total", "Frames transmitted by the switch on the port.", labels, nil),
 		txBytes:  prometheus.NewDesc("xvs_port_tx_bytes_total", "Bytes transmitted by the switch on the port.", labels, nil),
 		drops:    prometheus.NewDesc("xvs_port_drops_total", "Frames dropped, by port and reason (learn-cap counts sources not learned).", []string{"port", "vsid", "reason"}, nil),
+		ext: prometheus.NewDesc("xvs_extension_events_total",
+			"An extension's switch-side counters (sent, captured, capture-dropped, cache-hits, dropped, invalid, ...).", []string{"extension", "kind", "counter"}, nil),
+		extUp:       prometheus.NewDesc("xvs_extension_up", "1 while the extension's process is running and in the data path.", []string{"extension", "kind"}, nil),
+		extRestarts: prometheus.NewDesc("xvs_extension_restarts_total", "Restarts after failures.", []string{"extension", "kind"}, nil),
 	}
 }
 
@@ -41,6 +47,9 @@ func (c *switchCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.txFrames
 	ch <- c.txBytes
 	ch <- c.drops
+	ch <- c.ext
+	ch <- c.extUp
+	ch <- c.extRestarts
 }
 
 func (c *switchCollector) Collect(ch chan<- prometheus.Metric) {
@@ -56,6 +65,20 @@ func (c *switchCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.txBytes, prometheus.CounterValue, float64(s.TxBytes), s.Name, vsid)
 		for reason, n := range s.Drops {
 			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(n), s.Name, vsid, reason)
+		}
+	}
+	for _, x := range c.sw.Extensions() {
+		up := 0.0
+		if x.State == "running" && x.Enabled {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.extUp, prometheus.GaugeValue, up, x.Name, x.Kind)
+		ch <- prometheus.MustNewConstMetric(c.extRestarts, prometheus.CounterValue, float64(x.Restarts), x.Name, x.Kind)
+		for name, n := range x.Counters {
+			if strings.HasPrefix(name, "verdict-latency") { // gauges, not counters: in xvsctl only
+				continue
+			}
+			ch <- prometheus.MustNewConstMetric(c.ext, prometheus.CounterValue, float64(n), x.Name, x.Kind, name)
 		}
 	}
 }

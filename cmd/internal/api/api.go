@@ -12,6 +12,12 @@
 //	POST   /v1/trace             Trace -> []vswitch.TraceStep
 //	GET    /v1/policy            wnv.PolicyConfig
 //	POST   /v1/policy/{kind}     one object (add); DELETE removes it
+//	GET    /v1/extensions        []vswitch.ExtensionInfo, in chain order
+//	POST   /v1/extensions        LoadExtension -> vswitch.ExtensionInfo
+//	GET    /v1/extensions/{name} vswitch.ExtensionInfo with the plugin's counters
+//	DELETE /v1/extensions/{name}
+//	POST   /v1/extensions/{name}/enable, /disable -> vswitch.ExtensionInfo
+//	PUT    /v1/extensions/order  OrderExtensions -> []vswitch.ExtensionInfo
 //
 // Errors come back with a 4xx/5xx status and an Error body.
 package api
@@ -76,6 +82,42 @@ type SetPort struct {
 type Trace struct {
 	Port  string `json:"port"`
 	Frame string `json:"frame"`
+}
+
+// Extension is one out-of-process switch extension to load: an entry of
+// xvsd's extensions: list (the YAML keys are the JSON names) and, with a
+// position, the body of POST /v1/extensions. Empty fields take the
+// defaults of package extensions.
+type Extension struct {
+	Name       string   `json:"name" yaml:"name"`
+	Path       string   `json:"path" yaml:"path"` // absolute
+	Args       []string `json:"args,omitempty" yaml:"args"`
+	Fail       string   `json:"fail,omitempty" yaml:"fail"`           // open or closed; "": closed for filters, open otherwise
+	Direction  string   `json:"direction,omitempty" yaml:"direction"` // ingress, egress or both ("")
+	VSIDs      []int64  `json:"vsids,omitempty" yaml:"vsids"`         // empty: all
+	Ports      []string `json:"ports,omitempty" yaml:"ports"`         // empty: all
+	EveryFrame bool     `json:"every-frame,omitempty" yaml:"every-frame"`
+	Deadline   string   `json:"deadline,omitempty" yaml:"deadline"`   // Go duration, e.g. 500ms
+	CacheTTL   string   `json:"cache-ttl,omitempty" yaml:"cache-ttl"` // Go duration, e.g. 60s
+	RingSize   int      `json:"ring-size,omitempty" yaml:"ring-size"`
+	SlotSize   int      `json:"slot-size,omitempty" yaml:"slot-size"`
+	Enabled    *bool    `json:"enabled,omitempty" yaml:"enabled"` // nil: true
+	// Config is handed to the extension. The config file accepts any
+	// scalar (xvsd decodes it itself, hence no YAML key here).
+	Config map[string]string `json:"config,omitempty" yaml:"-"`
+}
+
+// LoadExtension is the body of POST /v1/extensions. Position is 0-based
+// in the chain; nil or -1 loads the extension at the end.
+type LoadExtension struct {
+	Extension
+	Position *int `json:"position,omitempty"`
+}
+
+// OrderExtensions is the body of PUT /v1/extensions/order: every loaded
+// extension, each once, in the new chain order.
+type OrderExtensions struct {
+	Names []string `json:"names"`
 }
 
 // Error is the body of every failed request.
@@ -154,5 +196,5 @@ func (c *Client) Do(method, path string, in, out any) error {
 	return nil
 }
 
-// PathEscape escapes a port name for a path.
+// PathEscape escapes a port or extension name for a path.
 func PathEscape(s string) string { return url.PathEscape(s) }
