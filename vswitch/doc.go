@@ -4,10 +4,10 @@
 //	         one worker goroutine per OS thread, polling its ports in turn
 //	┌──────────┐   ┌─────────┐   ┌────────────┐   ┌────────────┐   ┌────────┐   ┌──────────┐
 //	│ Receive  │──▶│ ingress │──▶│ extensions │──▶│ forwarding │──▶│ egress │──▶│ Transmit │
-//	│ (port)   │   │ tag VSID│   │ (hook)     │   │ MAC learn, │   │ (WNV   │   │ (ports)  │
-//	└──────────┘   │ check   │   └────────────┘   │ lookup,    │   │  hook) │   └──────────┘
-//	               └─────────┘                    │ flood      │   └────────┘
-//	                                              └────────────┘
+//	│ (port)   │   │ tag VSID│   │ in chain   │   │ MAC learn, │   │ exten- │   │ (ports)  │
+//	└──────────┘   │ check   │   │ order      │   │ lookup,    │   │ sions, │   └──────────┘
+//	               └─────────┘   └────────────┘   │ flood      │   │reverse │
+//	                                              └────────────┘   └────────┘
 //
 // Ingress tags every frame with its port's Virtual Subnet ID (VSID). A port
 // whose VSID is [VSIDUnassigned] forwards nothing (drop reason no-vsid), so
@@ -36,6 +36,17 @@
 // unicast below the switch; the switch tells it every station it learns,
 // moves or forgets and every port's VSID, so the offload never forwards
 // what the switch would not.
+//
+// Extensions (LoadExtension) run in their own processes (package
+// extensions). Ingress runs the chain in order after the proxy; egress in
+// reverse order just before Transmit. Capture copies go to shared memory
+// and are dropped (counted) when the extension cannot keep up. Filter and
+// forwarding verdicts are cached per flow and per worker: a flow's first
+// frame is parked in a spare buffer until its verdict comes back (polled
+// at the start of each round), later frames of the flow wait for the same
+// verdict, and once cached the extension is not asked again until the
+// cache is invalidated (extension restart or rules change, policy change,
+// port or chain change, TTL).
 //
 // Control-plane changes (ports added, removed or moved to another VSID)
 // publish a new immutable snapshot that workers pick up at the start of

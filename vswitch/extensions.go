@@ -46,6 +46,7 @@ type extWorker struct {
 	inst          *extensions.Instance // the instance whose rings this worker is attached to
 	gen           uint64               // the instance's generation last seen
 	skip, backoff int                  // capture: batches to skip, and the next skip, after a full ring
+	policy        uint64               // the WNV policy version the cache was filled under
 }
 
 // extView is an extension in a snapshot's chain.
@@ -193,6 +194,13 @@ func (w *worker) filter(x *extView, xw *extWorker, inst *extensions.Instance, ch
 	if g := inst.Generation(); g != xw.gen {
 		xw.gen = g
 		xw.cache.Invalidate()
+	}
+	if pol := w.sw.cfg.Policy; pol != nil {
+		// a verdict may depend on where the policy sends the flow
+		if v := pol.Version(); v != xw.policy {
+			xw.policy = v
+			xw.cache.Invalidate()
+		}
 	}
 	var hits, misses, sent, dropped, busy uint64
 	key := &w.ext.key
@@ -429,10 +437,15 @@ func sameChain(a, b []*extView) bool {
 	return true
 }
 
-// chainChanged releases frames parked by extensions no longer in the
-// chain (unloaded or disabled): they go on as if the extension were absent.
+// chainChanged forgets cached verdicts and releases frames parked by
+// extensions no longer in the chain (unloaded or disabled): they go on as
+// if the extension were absent.
 func (w *worker) chainChanged(snap *snapshot, now uint32) {
 	w.ext.lastChain = snap.chain
+	// Ports, VSIDs or the chain changed: verdicts may depend on them.
+	for _, x := range snap.chain {
+		x.st.workers[w.id].cache.Invalidate()
+	}
 	for i := range w.ext.parked {
 		p := &w.ext.parked[i]
 		if p.inUse && chainPos(snap, p.st) < 0 {
