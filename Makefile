@@ -1,5 +1,5 @@
 # xvs - see README.md. Targets:
-#   build  compile xvsd, xvsctl and tools into bin/
+#   build  compile xvsd, xvsctl, tools and the example extensions into bin/
 #   test   unit and integration tests (integration tests need root and skip otherwise)
 #   bench  forwarding and ring benchmarks with allocation counts
 #   lint   gofmt, go vet, staticcheck
@@ -14,11 +14,11 @@ STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/... ./bench/cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/... ./bench/cmd/... ./extensions/examples/...
 
 test:
 	$(GO) test -count=1 ./...
-	$(GO) test -race -count=1 -short ./ring/... ./vswitch/... ./wnv/... ./cmd/xvsd/... ./cmd/xvsctl/...
+	$(GO) test -race -count=1 -short ./ring/... ./vswitch/... ./wnv/... ./extensions/... ./cmd/xvsd/... ./cmd/xvsctl/...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./bench/ ./ring/
@@ -44,6 +44,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzNVGRE$$' -fuzztime $(FUZZTIME) ./wnv/header/
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./wnv/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) ./wnv/
+	$(GO) test -run '^$$' -fuzz '^FuzzMakeFlowKey$$' -fuzztime $(FUZZTIME) ./extensions/
+	$(GO) test -run '^$$' -fuzz '^FuzzRingFromPeer$$' -fuzztime $(FUZZTIME) ./extensions/internal/shm/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseFrame$$' -fuzztime $(FUZZTIME) ./extensions/examples/aclfilter/
 
 clean:
 	rm -rf $(BIN)

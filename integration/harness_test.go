@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-var binDir string // xvsd and xvsctl, built once by TestMain
+var binDir string // xvsd, xvsctl and the example extensions, built once by TestMain
 
 func TestMain(m *testing.M) {
 	code := func() int {
@@ -28,7 +28,8 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer os.RemoveAll(dir)
-		out, err := exec.Command("go", "build", "-o", dir+"/", "../cmd/xvsd", "../cmd/xvsctl").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", dir+"/", "../cmd/xvsd", "../cmd/xvsctl",
+			"../extensions/examples/pcapcapture", "../extensions/examples/aclfilter", "../extensions/examples/mirror").CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
 			return 1

@@ -45,11 +45,11 @@ func extUDP(dst, src net.HardwareAddr, sip, dip string, sport, dport uint16, n i
 	return f
 }
 
-// extRig is a started switch with queue ports vm1, vm2 (VSID 5001) and
-// mon (VSID 0).
+// extRig is a started switch of two workers (so each extension serves two
+// ring pairs) with queue ports vm1, vm2 (VSID 5001) and mon (VSID 0).
 func extRig(t *testing.T) *rig {
 	t.Helper()
-	r := newRig(t, Config{}, map[string]uint32{"vm1": 5001, "vm2": 5001, "mon": 0})
+	r := newRig(t, Config{Workers: 2}, map[string]uint32{"vm1": 5001, "vm2": 5001, "mon": 0})
 	if err := r.sw.Start(); err != nil {
 		t.Fatal(err)
 	}
