@@ -136,6 +136,27 @@ func TestExtensionChainOrder(t *testing.T) {
 	}
 }
 
+// A filter's injected frame enters as if received on the port it names:
+// forwarded within that port's VSID, through the rest of the chain.
+func TestExtensionInject(t *testing.T) {
+	r := extRig(t)
+	tagger := plugin(t, "extensions/internal/testplugins/tagger")
+	r.load(extensions.Config{Name: "inj", Path: tagger, Settings: map[string]string{"tag": "X", "inject": "vm1"}})
+	got, err := r.p["vm2"].WaitSent(1, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(got[0][14:], []byte("injX")) {
+		t.Fatalf("vm2 got %q, want the injected frame", got[0][14:18])
+	}
+	if n := r.extInfo("inj").Counters["injected"]; n != 1 {
+		t.Fatalf("injected counter %d, want 1", n)
+	}
+	if got := r.p["mon"].Sent(); len(got) != 0 {
+		t.Fatalf("an injected frame of VSID 5001 reached VSID 0")
+	}
+}
+
 func writeRules(t *testing.T, path, rules string) {
 	t.Helper()
 	tmp := path + ".tmp"
