@@ -155,8 +155,8 @@ func (w *worker) pipeline(snap *snapshot, v *portView, b *ring.Batch, now uint32
 		ps = pol.Snapshot()
 		if v.dom.vsid == VSIDNone {
 			// the provider network: an uplink if a PA is on this port
-			if pa, up := w.sw.uplinksFor(ps).byPort[v.st.name]; up {
-				w.provider(snap, v, b, ps, pa)
+			if pa, up := w.sw.uplinksFor(ps).byPort[v.st.name]; up && from == 0 {
+				w.provider(snap, v, b, ps, pa) // resumed frames went through it before
 			}
 			ps = nil
 		} else if _, virtual := ps.Subnet(v.dom.vsid); !virtual {
