@@ -108,38 +108,20 @@ func BenchmarkExtensions(b *testing.B) {
 }
 
 func benchExtensions(b *testing.B, flows int, name string, exts []extensions.Config) {
-	{
-		{
-			t := extTopology(b, flows, exts...)
-			var tx0 uint64
-			for _, p := range t.ports {
-				tx0 += p.TxFrames()
-			}
-			b.ReportAllocs()
-			rx := 0
-			for b.Loop() {
-				rx += t.sw.RunOnce()
-			}
-			var tx uint64
-			for _, p := range t.ports {
-				tx += p.TxFrames()
-			}
-			sec := b.Elapsed().Seconds()
-			b.ReportMetric(float64(rx)/sec/1e6, "Mpps")
-			b.ReportMetric(float64(tx-tx0)/sec/1e6, "tx-Mpps")
-			if len(exts) > 0 {
-				st, err := t.sw.ExtensionStats(exts[0].Name)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if n := st.Counters["captured"] + st.Counters["capture-dropped"]; n > 0 {
-					b.ReportMetric(float64(st.Counters["captured"])/float64(n)*100, "%captured")
-				}
-				if strings.HasPrefix(name, "aclfilter") && st.Counters["sent"] > uint64(4*flows) { // flows x 2 ports x 2 directions
-					b.Fatalf("%d requests: verdicts were not cached", st.Counters["sent"])
-				}
-			}
-		}
+	t := extTopology(b, flows, exts...)
+	t.measure(b)
+	if len(exts) == 0 {
+		return
+	}
+	st, err := t.sw.ExtensionStats(exts[0].Name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if n := st.Counters["captured"] + st.Counters["capture-dropped"]; n > 0 {
+		b.ReportMetric(float64(st.Counters["captured"])/float64(n)*100, "%captured")
+	}
+	if strings.HasPrefix(name, "aclfilter") && st.Counters["sent"] > uint64(4*flows) { // flows x 2 ports x 2 directions
+		b.Fatalf("%d requests: verdicts were not cached", st.Counters["sent"])
 	}
 }
 

@@ -1,18 +1,17 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/xvswitch/xvs/extensions/api"
+	"github.com/xvswitch/xvs/extensions/examples/internal/logtest"
 	"github.com/xvswitch/xvs/extensions/sdk"
 )
 
@@ -24,34 +23,6 @@ type fakeHost struct {
 
 func (h *fakeHost) Config() map[string]string { return h.config }
 func (h *fakeHost) Invalidate()               { h.invalidated.Add(1) }
-
-// fakeLog records what is logged.
-type fakeLog struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *fakeLog) Info(msg string, args ...any)  { l.add("info", msg, args) }
-func (l *fakeLog) Error(msg string, args ...any) { l.add("error", msg, args) }
-
-func (l *fakeLog) add(level, msg string, args []any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, fmt.Sprint(level, ": ", msg, " ", args))
-}
-
-// errors returns the error lines.
-func (l *fakeLog) errors() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, s := range l.lines {
-		if strings.HasPrefix(s, "error: ") {
-			out = append(out, s)
-		}
-	}
-	return out
-}
 
 // waitFor polls cond for up to 5 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -97,13 +68,13 @@ func writeRules(t *testing.T, path, doc string) {
 }
 
 // startACL starts a filter on a rules file with doc.
-func startACL(t *testing.T, doc string) (*ACL, *fakeHost, *fakeLog, string) {
+func startACL(t *testing.T, doc string) (*ACL, *fakeHost, *logtest.Log, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "acl.yaml")
 	writeRules(t, path, doc)
 	a := &ACL{interval: 5 * time.Millisecond}
 	h := &fakeHost{config: map[string]string{"rules": path}}
-	l := &fakeLog{}
+	l := &logtest.Log{}
 	if err := a.start(h, l); err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +101,7 @@ func TestStartConfigErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			checkNoLeak(t)
 			a := &ACL{}
-			err := a.start(&fakeHost{config: tt.config}, &fakeLog{})
+			err := a.start(&fakeHost{config: tt.config}, &logtest.Log{})
 			if err == nil {
 				a.Stop()
 				t.Fatal("start succeeded, want an error")
@@ -246,13 +217,13 @@ func TestReload(t *testing.T) {
 	if s, w := verdicts(); s != sdk.ActionPass || w != sdk.ActionDrop {
 		t.Fatalf("after a bad file: ssh %v, web %v; want the previous rules (pass, drop)", s, w)
 	}
-	if errs := l.errors(); len(errs) != 1 || !strings.Contains(errs[0], `rule 1: line 4: dport "eighty"`) {
+	if errs := l.Lines("error: "); len(errs) != 1 || !strings.Contains(errs[0], `rule 1: line 4: dport "eighty"`) {
 		t.Errorf("logged errors %q: want one naming rule 1, line 4 and the value", errs)
 	}
 	// The bad file is not retried (or logged again) until it changes.
 	time.Sleep(30 * time.Millisecond)
-	if n := a.Stats()["reload-errors"]; n != 1 || len(l.errors()) != 1 {
-		t.Errorf("reload-errors %d, %d logged errors while the bad file stayed: want 1, 1", n, len(l.errors()))
+	if n := a.Stats()["reload-errors"]; n != 1 || len(l.Lines("error: ")) != 1 {
+		t.Errorf("reload-errors %d, %d logged errors while the bad file stayed: want 1, 1", n, len(l.Lines("error: ")))
 	}
 
 	// Replaced by rename, as editors do: a new file, seen even with the

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/xvswitch/xvs/extensions/api"
+	"github.com/xvswitch/xvs/extensions/examples/internal/logtest"
 	"github.com/xvswitch/xvs/extensions/sdk"
 )
 
@@ -56,17 +57,6 @@ func (h *fakeHost) PortByIndex(i uint16) (sdk.Port, bool) {
 	return sdk.Port{}, false
 }
 
-type fakeLog struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *fakeLog) Info(msg string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, fmt.Sprint(msg, " ", args))
-}
-
 var (
 	vm1 = sdk.Port{Index: 1, Name: "vm1", VSID: 5001}
 	vm2 = sdk.Port{Index: 2, Name: "vm2", VSID: 5002}
@@ -78,7 +68,7 @@ func startMirror(t *testing.T, ports ...sdk.Port) (*Mirror, *fakeHost) {
 	t.Helper()
 	h := &fakeHost{config: map[string]string{"monitor": "ids", "vsids": "5002, 5001"}, ports: ports}
 	mr := &Mirror{interval: 5 * time.Millisecond}
-	if err := mr.start(h, &fakeLog{}); err != nil {
+	if err := mr.start(h, &logtest.Log{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(mr.Stop)
@@ -140,7 +130,7 @@ func TestStartClaims(t *testing.T) {
 		t.Errorf("claimed %v, want [5001 5002]", h.claimed)
 	}
 	mr := &Mirror{}
-	err := mr.start(&fakeHost{config: map[string]string{"monitor": "ids"}}, &fakeLog{})
+	err := mr.start(&fakeHost{config: map[string]string{"monitor": "ids"}}, &logtest.Log{})
 	if err == nil || !strings.Contains(err.Error(), "config vsids: missing") {
 		t.Errorf("start without vsids: %v", err)
 	}
@@ -240,7 +230,7 @@ func TestMonitorChanges(t *testing.T) {
 func TestForwardRightAway(t *testing.T) {
 	h := &fakeHost{config: map[string]string{"monitor": "ids", "vsids": "5001"}, ports: []sdk.Port{vm1, ids}}
 	mr := &Mirror{interval: time.Hour}
-	if err := mr.start(h, &fakeLog{}); err != nil {
+	if err := mr.start(h, &logtest.Log{}); err != nil {
 		t.Fatal(err)
 	}
 	defer mr.Stop()

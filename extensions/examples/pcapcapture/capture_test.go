@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/xvswitch/xvs/extensions/api"
+	"github.com/xvswitch/xvs/extensions/examples/internal/logtest"
 	"github.com/xvswitch/xvs/extensions/sdk"
 )
 
@@ -39,33 +39,6 @@ func (h *fakeHost) PortByIndex(i uint16) (sdk.Port, bool) {
 		}
 	}
 	return sdk.Port{}, false
-}
-
-// fakeLog records what is logged.
-type fakeLog struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *fakeLog) Info(msg string, args ...any)  { l.add("info", msg, args) }
-func (l *fakeLog) Error(msg string, args ...any) { l.add("error", msg, args) }
-
-func (l *fakeLog) add(level, msg string, args []any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, fmt.Sprint(level, ": ", msg, " ", args))
-}
-
-func (l *fakeLog) count(prefix string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, s := range l.lines {
-		if strings.HasPrefix(s, prefix) {
-			n++
-		}
-	}
-	return n
 }
 
 var testPorts = []sdk.Port{{Index: 1, Name: "vm1", VSID: 5001}, {Index: 2, Name: "vm2", VSID: 5001}}
@@ -88,7 +61,7 @@ func checkNoLeak(t *testing.T) {
 
 // startCapture starts a capture into a new directory with the given
 // settings (dir is added).
-func startCapture(t *testing.T, kv map[string]string, tweak func(c *Capture)) (*Capture, string, *fakeLog) {
+func startCapture(t *testing.T, kv map[string]string, tweak func(c *Capture)) (*Capture, string, *logtest.Log) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "capture") // created by start
 	cfg := map[string]string{"dir": dir}
@@ -99,7 +72,7 @@ func startCapture(t *testing.T, kv map[string]string, tweak func(c *Capture)) (*
 	if tweak != nil {
 		tweak(c)
 	}
-	l := &fakeLog{}
+	l := &logtest.Log{}
 	if err := c.start(&fakeHost{config: cfg, ports: testPorts}, l); err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +342,7 @@ func TestMaxFilesPrunes(t *testing.T) {
 		}
 	}
 	c := &Capture{}
-	if err := c.start(&fakeHost{config: map[string]string{"dir": dir, "max-bytes": "1K", "max-files": "3"}, ports: testPorts}, &fakeLog{}); err != nil {
+	if err := c.start(&fakeHost{config: map[string]string{"dir": dir, "max-bytes": "1K", "max-files": "3"}, ports: testPorts}, &logtest.Log{}); err != nil {
 		t.Fatal(err)
 	}
 	const frames = 40
@@ -418,7 +391,7 @@ func TestStartErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			checkNoLeak(t)
 			c := &Capture{}
-			err := c.start(&fakeHost{config: tt.kv}, &fakeLog{})
+			err := c.start(&fakeHost{config: tt.kv}, &logtest.Log{})
 			if err == nil {
 				c.Stop()
 				t.Fatal("start succeeded, want an error")
@@ -488,7 +461,7 @@ func TestWriteErrors(t *testing.T) {
 	if st := c.Stats(); st["frames"] != 2 || st["dropped"] < 4 || st["files"] != 1 {
 		t.Errorf("stats %v while failing: want frames 2, dropped >= 4, files 1", st)
 	}
-	if n := l.count("error: "); n != 1 {
+	if n := l.Count("error: "); n != 1 {
 		t.Errorf("%d errors logged, want 1 (the first of a run)", n)
 	}
 
@@ -496,7 +469,7 @@ func TestWriteErrors(t *testing.T) {
 	time.Sleep(60 * time.Millisecond) // past retryAfter
 	c.Capture(meta, udpFrame(t, 5, 100))
 	c.Stop()
-	if n := l.count("info: capture resumed"); n != 1 {
+	if n := l.Count("info: capture resumed"); n != 1 {
 		t.Errorf("'capture resumed' logged %d times, want 1", n)
 	}
 	files := captureFiles(t, dir, "xvs")
