@@ -1,0 +1,218 @@
+package vhostuser
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// This file holds every system call of the package: the front-end's unix
+// socket (messages with descriptors in SCM_RIGHTS), and the mappings of
+// guest memory.
+
+// conn is one front-end connection. It is used by one goroutine (the
+// port's protocol goroutine), except Close, which may come from any.
+type conn struct {
+	c   *net.UnixConn
+	hdr [hdrSize]byte
+	buf [maxPayload]byte
+	oob []byte
+	out []byte
+}
+
+func newConn(c *net.UnixConn) *conn {
+	// Room for more descriptors than a message may carry, so that a
+	// front-end sending too many is told so rather than having them
+	// silently truncated.
+	return &conn{c: c, oob: make([]byte, unix.CmsgSpace(4*(maxFDs+8))), out: make([]byte, 0, hdrSize+maxPayload)}
+}
+
+// errPeerGone is wrapped by read when the front-end closed the connection
+// between messages: the ordinary end of a session, not a protocol error.
+var errPeerGone = errors.New("front-end closed the connection")
+
+// read reads one message: the header with recvmsg, which also collects the
+// descriptors the front-end attached to it, then the payload. The payload
+// aliases the conn's buffer until the next read; the caller owns the
+// descriptors. On error every descriptor received is closed.
+func (c *conn) read() (m message, err error) {
+	n, oobn, flags, _, err := c.c.ReadMsgUnix(c.hdr[:], c.oob)
+	var fds []int
+	if oobn > 0 {
+		var perr error
+		fds, perr = parseRights(c.oob[:oobn])
+		if err == nil {
+			err = perr
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeFDs(fds)
+		}
+	}()
+	switch {
+	case err != nil && n == 0 && (errors.Is(err, io.EOF) || errors.Is(err, unix.ECONNRESET)):
+		return message{}, errPeerGone
+	case err != nil:
+		return message{}, fmt.Errorf("vhost-user: read: %w", err)
+	case n == 0:
+		return message{}, errPeerGone
+	case flags&unix.MSG_CTRUNC != 0:
+		return message{}, fmt.Errorf("vhost-user: %w: descriptors truncated (more than %d)", ErrMalformed, maxFDs+8)
+	}
+	if n < hdrSize {
+		if _, err := io.ReadFull(c.c, c.hdr[n:]); err != nil {
+			return message{}, fmt.Errorf("vhost-user: %w: short header (%d bytes): %w", ErrMalformed, n, err)
+		}
+	}
+	h := header(c.hdr[:])
+	if err := h.check(); err != nil {
+		return message{}, err
+	}
+	size := int(h.size())
+	if _, err := io.ReadFull(c.c, c.buf[:size]); err != nil {
+		return message{}, fmt.Errorf("vhost-user: %w: %v: short payload (want %d bytes): %w", ErrMalformed, h.request(), size, err)
+	}
+	if len(fds) > maxFDs {
+		return message{}, fmt.Errorf("vhost-user: %w: %v: %d descriptors, at most %d", ErrMalformed, h.request(), len(fds), maxFDs)
+	}
+	return message{Req: h.request(), Flags: h.flags(), Payload: c.buf[:size:size], FDs: fds}, nil
+}
+
+// parseRights returns the descriptors of every SCM_RIGHTS message in oob.
+// Descriptors are returned even with an error, for the caller to close.
+func parseRights(oob []byte) ([]int, error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, fmt.Errorf("vhost-user: %w: control message: %w", ErrMalformed, err)
+	}
+	var fds []int
+	for i := range msgs {
+		if msgs[i].Header.Level != unix.SOL_SOCKET || msgs[i].Header.Type != unix.SCM_RIGHTS {
+			continue
+		}
+		got, err := unix.ParseUnixRights(&msgs[i])
+		if err != nil {
+			return fds, fmt.Errorf("vhost-user: %w: SCM_RIGHTS: %w", ErrMalformed, err)
+		}
+		fds = append(fds, got...)
+	}
+	return fds, nil
+}
+
+// write sends a reply. The reply flag and version are set here.
+func (c *conn) write(req Request, payload []byte) error {
+	c.out = appendMessage(c.out[:0], message{Req: req, Flags: flagReply, Payload: payload})
+	if _, err := c.c.Write(c.out); err != nil {
+		return fmt.Errorf("vhost-user: reply to %v: %w", req, err)
+	}
+	return nil
+}
+
+// Close closes the connection; a read in progress returns.
+func (c *conn) Close() error { return c.c.Close() }
+
+// closeFDs closes descriptors received from the front-end that are not
+// kept.
+func closeFDs(fds []int) {
+	for _, fd := range fds {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+}
+
+// closeFD closes fd if it is one (>= 0).
+func closeFD(fd int) {
+	if fd >= 0 {
+		unix.Close(fd)
+	}
+}
+
+// listen creates the socket at path for front-ends to connect to. A stale
+// socket (one nobody listens on: xvs or a VM went away without removing
+// it) is removed first; a live one, or a path that is not a socket, is an
+// error rather than something to delete. The listener removes the socket
+// file when closed.
+func listen(path string, mode os.FileMode) (*net.UnixListener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("vhost-user: socket %s: exists and is not a socket", path)
+		}
+		if c, err := net.DialTimeout("unix", path, 100*time.Millisecond); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("vhost-user: socket %s: in use: another process listens on it", path)
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("vhost-user: remove stale socket %s: %w", path, err)
+		}
+	}
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("vhost-user: listen on %s: %w", path, err)
+	}
+	l.SetUnlinkOnClose(true)
+	if err := os.Chmod(path, mode); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("vhost-user: socket %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// dial connects to a front-end's socket.
+func dial(path string) (*net.UnixConn, error) {
+	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("vhost-user: connect to %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// mapRegion maps a guest memory region: r.Size bytes at r.MmapOffset of
+// fd, shared and writable. It returns the whole mapping (for unmap) and the
+// region's bytes within it. The mapping starts and ends on the file's
+// block size (the huge page size on hugetlbfs, whose mappings must be
+// aligned to it), and the file must hold the whole region: touching a
+// mapped page past the end of a file raises SIGBUS, which would kill the
+// switch.
+func mapRegion(fd int, r memRegion) (whole, mem []byte, err error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, nil, fmt.Errorf("fstat: %w", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, nil, fmt.Errorf("%w: fd is not a regular file (mode %#o)", ErrMalformed, st.Mode)
+	}
+	end := r.MmapOffset + r.Size // cannot wrap: decodeMemTable checked
+	if st.Size < 0 || uint64(st.Size) < end {
+		return nil, nil, fmt.Errorf("%w: region ends at offset %#x of a %d-byte file", ErrMalformed, end, st.Size)
+	}
+	align := uint64(os.Getpagesize())
+	if bs := uint64(st.Blksize); bs > align && bs&(bs-1) == 0 {
+		align = bs
+	}
+	start := r.MmapOffset &^ (align - 1)
+	length := (end - start + align - 1) &^ (align - 1)
+	if length > 1<<47 || start > 1<<62 {
+		return nil, nil, fmt.Errorf("%w: region of %#x bytes at offset %#x is too large", ErrMalformed, r.Size, r.MmapOffset)
+	}
+	whole, err = unix.Mmap(fd, int64(start), int(length), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mmap %#x bytes at offset %#x: %w", length, start, err)
+	}
+	off := r.MmapOffset - start
+	return whole, whole[off : off+r.Size : off+r.Size], nil
+}
+
+// unmap releases a mapping made by mapRegion.
+func unmap(whole []byte) error {
+	if err := unix.Munmap(whole); err != nil {
+		return fmt.Errorf("vhost-user: munmap: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,644 @@
+package vhostuser
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xvswitch/xvs/ports"
+	"github.com/xvswitch/xvs/ring"
+)
+
+// feTraffic checks both directions on pair 0 of a set-up front-end: a
+// frame the guest sends reaches Receive, and a frame Transmit sends lands
+// in a guest receive buffer with a zero header.
+func feTraffic(t *testing.T, p *Port, f *feFrontend, seed byte) {
+	t.Helper()
+	_, b := feArena(t)
+
+	// Guest -> switch.
+	want := feFrame(60+int(seed), seed)
+	f.postTx(1, want)
+	var got []byte
+	feWait(t, "the guest's frame", func() bool {
+		feRxBatch(b)
+		n, err := p.Receive(b)
+		if err != nil {
+			t.Fatalf("Receive: %v", err)
+		}
+		if n > 0 {
+			if n != 1 {
+				t.Fatalf("Receive: %d frames, want 1", n)
+			}
+			got = append([]byte(nil), b.Data(0)...)
+			return true
+		}
+		return false
+	})
+	if !bytes.Equal(got, want) {
+		t.Fatalf("received %x, want %x", got, want)
+	}
+	if u := f.reap(1); len(u) != 1 || u[0].len != 0 {
+		t.Fatalf("tx used entries %+v, want one of length 0", u)
+	}
+
+	// Switch -> guest.
+	f.postRx(0, 4, feBufSize)
+	out := feFrame(100+int(seed), seed+1)
+	feTxBatch(b, out)
+	if n, err := p.Transmit(b); n != 1 || err != nil {
+		t.Fatalf("Transmit = %d, %v; want 1, nil", n, err)
+	}
+	u := f.reap(0)
+	if len(u) != 1 {
+		t.Fatalf("rx used entries %+v, want 1", u)
+	}
+	hl := f.hdrLen()
+	if int(u[0].len) != hl+len(out) {
+		t.Fatalf("rx used length %d, want %d", u[0].len, hl+len(out))
+	}
+	off, ok := f.rxBufs[0][uint16(u[0].id)]
+	if !ok {
+		t.Fatalf("rx used id %d is not a posted buffer", u[0].id)
+	}
+	buf := f.ram[off : off+uint64(hl+len(out))]
+	hdr := make([]byte, hl)
+	if hl == virtioNetHdrMrgLen {
+		binary.LittleEndian.PutUint16(hdr[virtioNetHdrNumBufOff:], 1)
+	}
+	if !bytes.Equal(buf[:hl], hdr) || !bytes.Equal(buf[hl:], out) {
+		t.Fatalf("guest buffer %x, want header %x and frame %x", buf, hdr, out)
+	}
+	if !f.called(0) {
+		t.Fatal("the guest was not interrupted for its receive queue")
+	}
+	// The three buffers left are used up by later calls; none is lost.
+}
+
+func TestPortServerEndToEnd(t *testing.T) {
+	feLeakCheck(t)
+	p := feServer(t, Config{Name: "vm1"})
+	if _, err := os.Stat(p.Socket()); err != nil {
+		t.Fatalf("socket: %v", err)
+	}
+	if fi, _ := os.Stat(p.Socket()); fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode %v, want 0600", fi.Mode().Perm())
+	}
+	_, b := feArena(t)
+
+	// Not connected: nothing to receive, frames to send are dropped.
+	feRxBatch(b)
+	if n, err := p.Receive(b); n != 0 || err != nil {
+		t.Fatalf("Receive unconnected = %d, %v", n, err)
+	}
+	feTxBatch(b, feFrame(64, 1), feFrame(64, 2))
+	if n, err := p.Transmit(b); n != 2 || err != nil {
+		t.Fatalf("Transmit unconnected = %d, %v; want 2 (dropped), nil", n, err)
+	}
+
+	f := feConnect(t, p.Socket())
+	f.handshake(feOpts{})
+	feWaitRunning(t, p, 1, 1)
+	virtio, proto := p.Features()
+	if virtio != f.features || proto != f.protocol {
+		t.Errorf("Features = %#x, %#x; want %#x, %#x", virtio, proto, f.features, f.protocol)
+	}
+	for _, bit := range []uint64{virtioFVersion1, virtioNetFMrgRxbuf, virtioRingFEventIdx, virtioRingFIndirectDesc, virtioNetFMQ, vhostUserFProtocolFeatures} {
+		if virtio&bit == 0 {
+			t.Errorf("feature %#x not negotiated", bit)
+		}
+	}
+	feTraffic(t, p, f, 1)
+	feTraffic(t, p, f, 2)
+
+	s := p.Stats()
+	if s.RxFrames != 2 || s.TxFrames != 2 || s.RxBytes != 61+62 || s.TxBytes != 101+102 {
+		t.Errorf("stats %+v", s)
+	}
+	if s.Drops["not-connected"] != 2 {
+		t.Errorf("not-connected drops %d, want 2", s.Drops["not-connected"])
+	}
+	for _, r := range []string{"not-connected", "rx-no-buffers", "too-big", "malformed", "queue-error"} {
+		if _, ok := s.Drops[r]; !ok {
+			t.Errorf("drop reason %q missing from Stats", r)
+		}
+	}
+	cs := p.ControlStats()
+	if !cs.Connected || cs.Connects != 1 || cs.ProtocolErrors != 0 {
+		t.Errorf("control stats %+v", cs)
+	}
+
+	// Close with a front-end connected: it sees the connection end, the
+	// socket goes, and a second Close is harmless.
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.waitClosed()
+	if _, err := os.Stat(p.Socket()); !os.IsNotExist(err) {
+		t.Errorf("socket after Close: %v", err)
+	}
+	if err := p.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	feRxBatch(b)
+	if _, err := p.Receive(b); !errors.Is(err, ports.ErrPortClosed) {
+		t.Errorf("Receive after Close: %v", err)
+	}
+	if _, err := p.Transmit(b); !errors.Is(err, ports.ErrPortClosed) {
+		t.Errorf("Transmit after Close: %v", err)
+	}
+}
+
+// The header is 10 bytes when neither VERSION_1 nor MRG_RXBUF is
+// negotiated, and rings start on their kick without PROTOCOL_FEATURES.
+func TestPortLegacyHeaderNoProtocolFeatures(t *testing.T) {
+	p := feServer(t, Config{})
+	f := feConnect(t, p.Socket())
+	f.handshake(feOpts{legacy: true, noProtocol: true})
+	feWaitRunning(t, p, 1, 1)
+	if f.hdrLen() != virtioNetHdrLegacyLen {
+		t.Fatalf("test setup: header %d", f.hdrLen())
+	}
+	feTraffic(t, p, f, 3)
+}
+
+// With PROTOCOL_FEATURES negotiated, rings wait for SET_VRING_ENABLE.
+func TestPortRingsWaitForEnable(t *testing.T) {
+	p := feServer(t, Config{})
+	f := feConnect(t, p.Socket())
+	f.handshake(feOpts{noEnable: true})
+	if rx, tx := feRunning(p); rx != 0 || tx != 0 {
+		t.Fatalf("running %d/%d before SET_VRING_ENABLE", rx, tx)
+	}
+	f.must(ReqSetVringEnable, appendState(nil, vringState{Index: 1, Num: 1}))
+	feWaitRunning(t, p, 0, 1)
+	f.must(ReqSetVringEnable, appendState(nil, vringState{Index: 0, Num: 1}))
+	feWaitRunning(t, p, 1, 1)
+	feTraffic(t, p, f, 4)
+	// Disabling stops the ring.
+	f.must(ReqSetVringEnable, appendState(nil, vringState{Index: 0, Num: 0}))
+	feWaitRunning(t, p, 0, 1)
+}
+
+// A front-end that goes away and comes back (a VM restart) finds the port
+// ready again; its old guest memory is unmapped.
+func TestPortReconnect(t *testing.T) {
+	feLeakCheck(t)
+	p := feServer(t, Config{})
+	for round := range 3 {
+		f := feConnect(t, p.Socket())
+		f.handshake(feOpts{})
+		feWaitRunning(t, p, 1, 1)
+		feTraffic(t, p, f, byte(10*round))
+		f.close()
+		feWait(t, "disconnect", func() bool { return p.ControlStats().Disconnects == uint64(round+1) })
+		feWaitRunning(t, p, 0, 0)
+		if v, _ := p.Features(); v != 0 {
+			t.Fatalf("features %#x after disconnect", v)
+		}
+	}
+	_, b := feArena(t)
+	feTxBatch(b, feFrame(64, 0))
+	if n, _ := p.Transmit(b); n != 1 {
+		t.Fatalf("Transmit while disconnected = %d", n)
+	}
+	cs := p.ControlStats()
+	if cs.Connects != 3 || cs.ProtocolErrors != 0 || cs.Connected {
+		t.Errorf("control stats %+v", cs)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// While a front-end is connected, another is turned away after a grace
+// period; one that connects as the first goes away is served.
+func TestPortSecondFrontEndRejected(t *testing.T) {
+	p := feServer(t, Config{})
+	f := feConnect(t, p.Socket())
+	f.handshake(feOpts{})
+	start := time.Now()
+	g := feConnect(t, p.Socket())
+	g.waitClosed()
+	if d := time.Since(start); d < busyWait/2 {
+		t.Errorf("refused after %v, want about %v", d, busyWait)
+	}
+	if r := p.ControlStats().Rejected; r != 1 {
+		t.Errorf("rejected %d, want 1", r)
+	}
+	feWaitRunning(t, p, 1, 1)
+	feTraffic(t, p, f, 5)
+
+	// A restart: the new connection arrives before the old one ends.
+	h := feConnect(t, p.Socket())
+	time.Sleep(50 * time.Millisecond)
+	f.close()
+	h.handshake(feOpts{})
+	feWaitRunning(t, p, 1, 1)
+	feTraffic(t, p, h, 6)
+	if cs := p.ControlStats(); cs.Rejected != 1 || cs.Connects != 2 {
+		t.Errorf("control stats %+v", cs)
+	}
+}
+
+// Client mode: the port connects to the front-end's socket, waits for it
+// to appear, and reconnects when it goes away.
+func TestPortClientReconnect(t *testing.T) {
+	feLeakCheck(t)
+	path := feSocket(t)
+	p, err := New(Config{Socket: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	time.Sleep(250 * time.Millisecond) // a few failed attempts
+
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for round := range 2 {
+		ln.SetDeadline(time.Now().Add(feTimeout))
+		c, err := ln.AcceptUnix()
+		if err != nil {
+			t.Fatalf("round %d: accept: %v", round, err)
+		}
+		f := feNew(t, c)
+		f.handshake(feOpts{})
+		feWaitRunning(t, p, 1, 1)
+		feTraffic(t, p, f, byte(20+round))
+		f.close()
+		feWaitRunning(t, p, 0, 0)
+	}
+	// The front-end goes away for good: the port keeps trying until Close.
+	ln.Close()
+	time.Sleep(300 * time.Millisecond)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if cs := p.ControlStats(); cs.Connects != 2 || cs.ProtocolErrors != 0 {
+		t.Errorf("control stats %+v", cs)
+	}
+}
+
+// Two queue pairs: Transmit spreads by flow hash, Receive reads both.
+func TestPortTwoQueuePairs(t *testing.T) {
+	p := feServer(t, Config{QueuePairs: 2})
+	f := feConnect(t, p.Socket())
+	f.handshake(feOpts{pairs: 2})
+	feWaitRunning(t, p, 2, 2)
+	if n := f.get(ReqGetQueueNum); n != 2 {
+		t.Fatalf("GET_QUEUE_NUM %d", n)
+	}
+	_, b := feArena(t)
+
+	f.postTx(1, feFrame(70, 1))
+	f.postTx(3, feFrame(71, 2))
+	seen := map[int]bool{}
+	feWait(t, "frames of both transmit queues", func() bool {
+		feRxBatch(b)
+		n, _ := p.Receive(b)
+		for i := range n {
+			seen[int(b.Frames[i].Len)] = true
+		}
+		return seen[70] && seen[71]
+	})
+
+	f.postRx(0, 8, feBufSize)
+	f.postRx(2, 8, feBufSize)
+	frames := [][]byte{feFrame(80, 1), feFrame(81, 2), feFrame(82, 3), feFrame(83, 4)}
+	feTxBatch(b, frames...)
+	for i := range b.N {
+		b.Frames[i].Hash = uint32(i) // even: queue pair 0, odd: pair 1
+	}
+	if n, err := p.Transmit(b); n != 4 || err != nil {
+		t.Fatalf("Transmit = %d, %v", n, err)
+	}
+	hl := uint32(f.hdrLen())
+	u0, u2 := f.reap(0), f.reap(2)
+	if len(u0) != 2 || len(u2) != 2 || u0[0].len != hl+80 || u0[1].len != hl+82 || u2[0].len != hl+81 || u2[1].len != hl+83 {
+		t.Fatalf("used: ring 0 %+v, ring 2 %+v", u0, u2)
+	}
+}
+
+// Frames Transmit cannot deliver are consumed and counted by reason.
+func TestPortTransmitDrops(t *testing.T) {
+	p := feServer(t, Config{MTU: 1000})
+	f := feConnect(t, p.Socket())
+	f.handshake(feOpts{noMrg: true})
+	feWaitRunning(t, p, 1, 1)
+	_, b := feArena(t)
+
+	// No receive buffers.
+	feTxBatch(b, feFrame(64, 1), feFrame(64, 2))
+	if n, err := p.Transmit(b); n != 2 || err != nil {
+		t.Fatalf("Transmit = %d, %v", n, err)
+	}
+	// Too big for the MTU, too short for Ethernet, too big for the
+	// guest's one buffer (no mergeable buffers), and a good one.
+	f.postRx(0, 2, 200)
+	feTxBatch(b, feFrame(1000+18+1, 3), feFrame(10, 4), feFrame(500, 5), feFrame(100, 6))
+	if n, err := p.Transmit(b); n != 4 || err != nil {
+		t.Fatalf("Transmit = %d, %v", n, err)
+	}
+	u := f.reap(0)
+	if len(u) != 1 || u[0].len != uint32(f.hdrLen()+100) {
+		t.Fatalf("used %+v, want the 100-byte frame", u)
+	}
+	s := p.Stats()
+	want := map[string]uint64{"rx-no-buffers": 2, "too-big": 2, "malformed": 1, "not-connected": 0, "queue-error": 0}
+	for r, v := range want {
+		if s.Drops[r] != v {
+			t.Errorf("drops[%s] = %d, want %d (%v)", r, s.Drops[r], v, s.Drops)
+		}
+	}
+	if s.TxFrames != 1 || s.TxBytes != 100 {
+		t.Errorf("tx %d frames %d bytes, want 1, 100", s.TxFrames, s.TxBytes)
+	}
+}
+
+// A guest that breaks its ring stops that ring only: the port counts the
+// fault and the frames, and the connection stays.
+func TestPortBrokenRing(t *testing.T) {
+	p := feServer(t, Config{})
+	f := feConnect(t, p.Socket())
+	f.handshake(feOpts{})
+	feWaitRunning(t, p, 1, 1)
+	// A receive chain whose buffer lies outside guest memory.
+	r := &f.rings[0]
+	f.putDesc(r, 0, 1<<40, 2048, virtqDescFWrite, 0)
+	f.offer(r, 0)
+	_, b := feArena(t)
+	feTxBatch(b, feFrame(64, 1), feFrame(64, 2))
+	for range 3 {
+		if n, err := p.Transmit(b); n != 2 || err != nil {
+			t.Fatalf("Transmit = %d, %v", n, err)
+		}
+	}
+	if d := p.Stats().Drops["queue-error"]; d != 6 {
+		t.Errorf("queue-error drops %d, want 6", d)
+	}
+	cs := p.ControlStats()
+	if cs.RingFaults["out-of-memory"] != 1 || !cs.Connected {
+		t.Errorf("control stats %+v", cs)
+	}
+	// The transmit direction still works, and setting the ring up again
+	// repairs it.
+	f.setupRing(0)
+	f.must(ReqSetVringEnable, appendState(nil, vringState{Index: 0, Num: 1}))
+	f.get(ReqGetFeatures)
+	feTraffic(t, p, f, 7)
+	if cs := p.ControlStats(); cs.RingFaults["out-of-memory"] != 1 {
+		t.Errorf("fault count changed: %+v", cs.RingFaults)
+	}
+}
+
+// Receive and Transmit run flat out while the front-end changes the
+// memory table, restarts rings and reconnects: run with -race; a queue
+// used after its memory was unmapped would fault.
+func TestPortConcurrentReconfigure(t *testing.T) {
+	p := feServer(t, Config{})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_, b := feArena(t)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			feRxBatch(b)
+			p.Receive(b)
+			runtime.Gosched() // two spinning goroutines would starve the protocol's on two CPUs
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		_, b := feArena(t)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			feTxBatch(b, feFrame(64, 1), feFrame(64, 2))
+			p.Transmit(b)
+			runtime.Gosched()
+		}
+	}()
+	for round := range 4 {
+		f := feConnect(t, p.Socket())
+		f.handshake(feOpts{})
+		feWaitRunning(t, p, 1, 1)
+		for k := range 20 {
+			f.postRx(0, 2, feBufSize)
+			f.postTx(1, feFrame(64, byte(k)))
+			switch k % 4 {
+			case 0:
+				f.setMemTable()
+			case 1:
+				s := f.stopRing(1)
+				f.must(ReqSetVringBase, appendState(nil, vringState{Index: 1, Num: uint32(s)}))
+				f.must(ReqSetVringKick, appendVringFD(nil, vringFD{Index: 1}), f.kick[1])
+			case 2:
+				f.must(ReqSetVringCall, appendVringFD(nil, vringFD{Index: 0}), f.call[0])
+			case 3:
+				f.must(ReqSetFeatures, appendU64(nil, f.features))
+			}
+			f.get(ReqGetFeatures)
+		}
+		if round%2 == 0 {
+			f.close()
+		} else {
+			p.connMu.Lock()
+			p.cur.Close() // the back-end side drops
+			p.connMu.Unlock()
+		}
+		feWaitRunning(t, p, 0, 0)
+		feWait(t, "disconnect", func() bool { return !p.ControlStats().Connected })
+	}
+	close(stop)
+	wg.Wait()
+	if cs := p.ControlStats(); cs.ProtocolErrors > 2 {
+		t.Errorf("control stats %+v", cs)
+	}
+	if s := p.Stats(); s.RxFrames == 0 || s.TxFrames == 0 {
+		t.Errorf("no traffic while reconfiguring: %+v", s)
+	} else {
+		t.Logf("rx %d tx %d frames, drops %v", s.RxFrames, s.TxFrames, s.Drops)
+	}
+}
+
+// stopRing sends GET_VRING_BASE and returns the base.
+func (f *feFrontend) stopRing(i int) uint32 {
+	f.t.Helper()
+	f.must(ReqGetVringBase, appendState(nil, vringState{Index: uint32(i)}))
+	s, err := decodeState(ReqGetVringBase, f.reply(ReqGetVringBase))
+	if err != nil || s.Index != uint32(i) {
+		f.t.Fatalf("GET_VRING_BASE reply %+v, %v", s, err)
+	}
+	return s.Num
+}
+
+// GET_VRING_BASE stops the ring and reports where the guest's next
+// buffer is; the ring restarts from there on a new kick.
+func TestPortGetVringBase(t *testing.T) {
+	p := feServer(t, Config{})
+	f := feConnect(t, p.Socket())
+	f.handshake(feOpts{})
+	feWaitRunning(t, p, 1, 1)
+	feTraffic(t, p, f, 1)
+	feTraffic(t, p, f, 2)
+	if base := f.stopRing(1); base != 2 {
+		t.Fatalf("GET_VRING_BASE of the transmit ring: %d, want 2", base)
+	}
+	feWaitRunning(t, p, 1, 0)
+	f.postTx(1, feFrame(64, 9))
+	_, b := feArena(t)
+	time.Sleep(20 * time.Millisecond)
+	feRxBatch(b)
+	if n, _ := p.Receive(b); n != 0 {
+		t.Fatalf("stopped ring received %d frames", n)
+	}
+	f.must(ReqSetVringBase, appendState(nil, vringState{Index: 1, Num: 2}))
+	f.must(ReqSetVringKick, appendVringFD(nil, vringFD{Index: 1}), f.kick[1])
+	feWaitRunning(t, p, 1, 1)
+	feWait(t, "the frame posted while stopped", func() bool {
+		feRxBatch(b)
+		n, _ := p.Receive(b)
+		return n == 1 && b.Frames[0].Len == 64
+	})
+}
+
+// SET_MEM_TABLE while the rings run (memory hot-plug): the rings go on
+// over the new table from where they were.
+func TestPortMemTableReplaced(t *testing.T) {
+	p := feServer(t, Config{})
+	f := feConnect(t, p.Socket())
+	f.handshake(feOpts{})
+	feWaitRunning(t, p, 1, 1)
+	feTraffic(t, p, f, 1)
+	f.setMemTable()
+	feWaitRunning(t, p, 1, 1)
+	feTraffic(t, p, f, 2)
+	feTraffic(t, p, f, 3)
+}
+
+func TestConfig(t *testing.T) {
+	long := "/" + strings.Repeat("x", 120)
+	for _, tc := range []struct {
+		cfg  Config
+		want string // in the error; "" for success
+	}{
+		{Config{Socket: ""}, "Socket is empty"},
+		{Config{Socket: long}, "path too long"},
+		{Config{Socket: "/tmp/a", QueuePairs: -1}, "QueuePairs -1"},
+		{Config{Socket: "/tmp/a", QueuePairs: MaxQueuePairs + 1}, "QueuePairs 17"},
+		{Config{Socket: "/tmp/a", MTU: 20}, "MTU 20"},
+		{Config{Socket: "/tmp/a", MTU: 70000}, "MTU 70000"},
+		{Config{Socket: "/tmp/a", MAC: net.HardwareAddr{1, 2, 3}}, "6 bytes"},
+		{Config{Socket: "/tmp/a", MAC: net.HardwareAddr{1, 2, 3, 4, 5, 6}}, "multicast"},
+		{Config{Socket: "/tmp/a", MAC: net.HardwareAddr{0, 0, 0, 0, 0, 0}}, "all zero"},
+		{Config{Socket: "/tmp/a", SocketMode: os.ModeDir | 0o700}, "SocketMode"},
+		{Config{Socket: "/tmp/a"}, ""},
+	} {
+		c := tc.cfg
+		err := c.normalize()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%+v: %v", tc.cfg, err)
+		case tc.want != "" && (err == nil || !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%+v: error %v, want ErrBadConfig with %q", tc.cfg, err, tc.want)
+		}
+	}
+	c := Config{Socket: "/run/xvs/vm7.sock"}
+	if err := c.normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Name != "vm7.sock" || c.MTU != 1500 || c.QueuePairs != 1 || c.SocketMode != 0o600 {
+		t.Errorf("defaults: %+v", c)
+	}
+	if len(c.MAC) != 6 || c.MAC[0] != 0x02 {
+		t.Errorf("default MAC %v: want locally administered unicast", c.MAC)
+	}
+	d := Config{Socket: "/run/xvs/vm7.sock"}
+	d.normalize()
+	if !bytes.Equal(c.MAC, d.MAC) {
+		t.Errorf("default MAC not stable: %v, %v", c.MAC, d.MAC)
+	}
+}
+
+// New removes a stale socket, but neither a live one nor a file that is
+// not a socket.
+func TestPortSocketFile(t *testing.T) {
+	dir := t.TempDir()
+
+	stale := filepath.Join(dir, "stale.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	p, err := New(Config{Socket: stale, Server: true})
+	if err != nil {
+		t.Fatalf("stale socket: %v", err)
+	}
+	if _, err := New(Config{Socket: stale, Server: true}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("live socket: %v", err)
+	}
+	p.Close()
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("socket left after Close: %v", err)
+	}
+
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, []byte("keep me"), 0o644)
+	if _, err := New(Config{Socket: file, Server: true}); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Errorf("regular file: %v", err)
+	}
+	if b, _ := os.ReadFile(file); string(b) != "keep me" {
+		t.Errorf("the file was touched")
+	}
+
+	if _, err := New(Config{Socket: filepath.Join(dir, "no", "such", "dir.sock"), Server: true}); err == nil {
+		t.Errorf("socket in a missing directory: no error")
+	}
+}
+
+// Receive and Transmit allocate nothing in steady state.
+func TestPortAllocs(t *testing.T) {
+	p := feServer(t, Config{})
+	f := feConnect(t, p.Socket())
+	f.handshake(feOpts{})
+	feWaitRunning(t, p, 1, 1)
+	_, b := feArena(t)
+	feTxBatch(b, feFrame(64, 1))
+	f.postRx(0, feRingSize, feBufSize)
+	if a := testing.AllocsPerRun(100, func() { p.Transmit(b) }); a != 0 {
+		t.Errorf("Transmit allocates %.1f per call", a)
+	}
+	for range 100 {
+		f.postTx(1, feFrame(64, 2))
+	}
+	if a := testing.AllocsPerRun(100, func() {
+		feRxBatch(b)
+		p.Receive(b)
+	}); a != 0 {
+		t.Errorf("Receive allocates %.1f per call", a)
+	}
+}
+
+var _ = ring.BatchSize
