@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,13 +28,16 @@ Usage:
 
 Verbs:
   version              print the versions of xvsctl and of the running xvsd
-  port list            list the switch's ports: name, type, device, VSID, MAC, MTU, worker
+  port list            list the switch's ports: name, type, device (a vhostuser
+                       port's socket), VSID, MAC, MTU, worker
   stats [PORT]         show rx/tx frames and bytes and drops by reason, for one
                        port or all; drop reasons: malformed, no-vsid, learn-cap
                        (source not learned, frame still forwarded), ring-full,
                        same-port, port-error, and the port's own (e.g. too-big)
   port add NAME --type afxdp|tap --dev DEV --vsid N [--fast-path]
-                       attach a device as a new port, without restarting xvsd
+  port add NAME --type vhostuser --socket PATH [--server|--client] --vsid N
+                       attach a device, or a VM's vhost-user socket, as a new
+                       port, without restarting xvsd
   port del NAME        detach a port and release its device
   port set NAME --vsid N
                        move a port to another VSID (0 = non-virtualized)
@@ -152,16 +156,15 @@ func (c *cli) verbs() map[string]verb {
 	vs := map[string]verb{
 		"version": {help: "Print the versions of xvsctl and of the running xvsd, the API version, and how xvsd runs.",
 			run: (*cli).version},
-		"port list": {help: "List the ports of the switch.\n\nColumns: NAME, TYPE (afxdp, tap, ...), DEV (device), VSID (0 = non-virtualized,\n4096..16777214 = virtual subnet), MAC, MTU and the WORKER polling it.",
+		"port list": {help: "List the ports of the switch.\n\nColumns: NAME, TYPE (afxdp, tap, vhostuser, ...), DEV (device; the socket of a vhostuser\nport, whose mode is in -o json), VSID (0 = non-virtualized, 4096..16777214 = virtual\nsubnet), MAC, MTU and the WORKER polling it.",
 			run: (*cli).portList},
 		"stats": {args: "[PORT]", nargs: [2]int{0, 1},
 			help: "Show the counters of one port, or of all ports.\n\nRX/TX frames and bytes are what the switch received from and sent to the port.\nDrops are by reason; only non-zero reasons are shown in the table, all of them\nin JSON (-o json).",
 			run:  (*cli).stats},
-		"port add": {args: "NAME --type afxdp|tap --dev DEV --vsid N", nargs: [2]int{1, 1},
-			help:  "Attach a device to the running switch as port NAME. Traffic on other ports is not\ninterrupted. Types: afxdp (a NIC or veth, through an AF_XDP socket) and tap (a TAP\ndevice for a VM; created if it does not exist). --vsid is required: 0 for\nnon-virtualized traffic, 4096..16777214 for a virtual subnet.",
-			setup: portFlags(true), run: (*cli).portAdd},
+		"port add": {args: "NAME --type afxdp|tap --dev DEV --vsid N [--fast-path]\n   or: xvsctl port add NAME --type vhostuser --socket PATH [--server|--client] --vsid N", nargs: [2]int{1, 1},
+			help: portAddHelp, setup: portFlags(true), run: (*cli).portAdd},
 		"port del": {args: "NAME", nargs: [2]int{1, 1},
-			help: "Detach port NAME from the running switch and release its device (an AF_XDP port\nleaves no XDP program behind; a TAP device xvsd created is removed).",
+			help: "Detach port NAME from the running switch and release its device (an AF_XDP port\nleaves no XDP program behind; a TAP device xvsd created is removed; a vhostuser port\ndisconnects its VM and removes the socket it listened on).",
 			run:  (*cli).portDel},
 		"port set": {args: "NAME --vsid N", nargs: [2]int{1, 1},
 			help:  "Move port NAME to another VSID. The MACs it had learned are forgotten.",
@@ -304,7 +307,11 @@ func (c *cli) portList(fs *flag.FlagSet) error {
 		if p.FastPath {
 			fp = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", p.Name, dash(p.Type), dash(p.Dev), vsidString(p.VSID), dash(p.MAC), p.MTU, p.Worker, fp)
+		dev := p.Dev
+		if dev == "" {
+			dev = p.Socket // a vhostuser port
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", p.Name, dash(p.Type), dash(dev), vsidString(p.VSID), dash(p.MAC), p.MTU, p.Worker, fp)
 	}
 	return tw.Flush()
 }
@@ -369,14 +376,52 @@ func (c *cli) macList(fs *flag.FlagSet) error {
 	return tw.Flush()
 }
 
-// portFlags registers --vsid (and --type, --dev when adding). A VSID left
-// unset is an error, not a silent 0.
+const portAddHelp = `Attach a device, or a VM's vhost-user socket, to the running switch as port
+NAME. Traffic on other ports is not interrupted. --vsid is required: 0 for
+non-virtualized traffic, 4096..16777214 for a virtual subnet.
+
+Types:
+  afxdp      a NIC or veth (--dev), through an AF_XDP socket
+  tap        a TAP device (--dev) for a VM; created if it does not exist
+  vhostuser  a VM's virtio-net device, served over a unix socket (--socket;
+             no --dev): QEMU's -netdev vhost-user, or DPDK's virtio-user.
+             A relative PATH is taken from the current directory.
+
+A vhostuser port has one of two modes:
+  --server   (the default) xvs listens on PATH (its directory is created,
+             the socket is removed with the port) and QEMU connects, with a
+             chardev without server=on:
+               -chardev socket,id=chr0,path=PATH
+  --client   QEMU listens and xvs connects to it, waiting for QEMU if it is
+             not there yet and connecting again when QEMU restarts:
+               -chardev socket,id=chr0,path=PATH,server=on,wait=off
+In both, QEMU shares the guest memory (of the VM's size, -m) and attaches
+the NIC to the chardev:
+  -m 256M -object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem
+  -netdev vhost-user,id=net0,chardev=chr0
+  -device virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01,vectors=0
+(give the same MAC to --mac). DPDK, in server mode:
+  dpdk-testpmd --no-huge -m 256 --no-pci --file-prefix=vm1 \
+    --vdev=net_virtio_user0,path=PATH -- -i --total-num-mbufs=2048
+
+Examples:
+  xvsctl port add vm5 --type afxdp --dev veth5 --vsid 5001 --fast-path
+  xvsctl port add vm1 --type vhostuser --socket /run/xvs/vm1.sock --server --vsid 5001
+  xvsctl port add vm2 --type vhostuser --socket /run/xvs/vm2.sock --client --vsid 5001`
+
+// portFlags registers --vsid (and the flags of port add when adding). A
+// VSID left unset is an error, not a silent 0.
 func portFlags(add bool) func(fs *flag.FlagSet) {
 	return func(fs *flag.FlagSet) {
 		if add {
-			fs.String("type", "", "port type: afxdp or tap")
+			fs.String("type", "", "port type: afxdp, tap or vhostuser")
 			fs.String("dev", "", "device to attach: a NIC or veth for afxdp, a TAP name for tap")
 			fs.Bool("fast-path", false, "afxdp: forward learned unicast between fast-path ports in the kernel (XDP_REDIRECT);\nthe device must accept redirected frames (a NIC, or a veth whose peer has GRO on or an XDP program)")
+			fs.String("socket", "", "vhostuser: the vhost-user unix socket (made absolute from the current directory)")
+			fs.Bool("server", false, "vhostuser: xvs listens on the socket, QEMU connects (chardev without server=on); the default")
+			fs.Bool("client", false, "vhostuser: QEMU listens (chardev server=on,wait=off), xvs connects and reconnects")
+			fs.String("mac", "", "vhostuser: the VM NIC's MAC, as QEMU's virtio-net-pci mac= (default: derived from NAME)")
+			fs.Int("queues", 0, "vhostuser: queue pairs offered, as QEMU's vhost-user queues= (default 1)")
 		}
 		fs.String("vsid", "", "virtual subnet ID: 0 (non-virtualized) or 4096..16777214")
 	}
@@ -395,18 +440,53 @@ func vsidFlag(fs *flag.FlagSet) (*uint32, error) {
 	return &u, nil
 }
 
+// typeVhostUser is the port type whose flags differ: --socket instead of --dev.
+const typeVhostUser = "vhostuser"
+
 func (c *cli) portAdd(fs *flag.FlagSet) error {
 	vsid, err := vsidFlag(fs)
 	if err != nil {
 		return err
 	}
-	req := api.AddPort{Name: fs.Arg(0), Type: fs.Lookup("type").Value.String(), Dev: fs.Lookup("dev").Value.String(), VSID: vsid,
-		FastPath: fs.Lookup("fast-path").Value.String() == "true"}
-	if req.Type == "" {
-		return usagef("--type is required: afxdp or tap")
-	}
-	if req.Dev == "" {
-		return usagef("--dev is required: the device to attach")
+	str := func(name string) string { return fs.Lookup(name).Value.String() }
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	req := api.AddPort{Name: fs.Arg(0), Type: str("type"), Dev: str("dev"), VSID: vsid, FastPath: str("fast-path") == "true"}
+	server, client := str("server") == "true", str("client") == "true"
+	switch {
+	case req.Type == "":
+		return usagef("--type is required: afxdp, tap or vhostuser")
+	case server && client:
+		return usagef("--server and --client exclude each other: --server (the default) when xvs listens on the socket, --client when QEMU does (server=on)")
+	case req.Type != typeVhostUser:
+		for _, f := range []string{"socket", "server", "client", "mac", "queues"} {
+			if set[f] {
+				return usagef("--%s: only --type %s ports take it (%s ports attach to --dev)", f, typeVhostUser, req.Type)
+			}
+		}
+		if req.Dev == "" {
+			return usagef("--dev is required: the device to attach")
+		}
+	case set["dev"]:
+		return usagef("--dev: a %s port has no device: give --socket", typeVhostUser)
+	case req.FastPath:
+		return usagef("--fast-path: only afxdp ports have a fast path")
+	case str("socket") == "":
+		return usagef("--socket is required for --type %s: the path of the vhost-user socket", typeVhostUser)
+	default:
+		sock, err := filepath.Abs(str("socket"))
+		if err != nil {
+			return usagef("--socket %q: %v", str("socket"), err)
+		}
+		q, _ := strconv.Atoi(str("queues"))
+		if set["queues"] && q < 1 {
+			return usagef("--queues %d: want 1 or more queue pairs", q)
+		}
+		req.Socket, req.MAC, req.Queues = sock, str("mac"), q
+		req.Mode = api.ModeServer
+		if client {
+			req.Mode = api.ModeClient
+		}
 	}
 	var p api.Port
 	if err := c.client.Do("POST", "/ports", req, &p); err != nil {
@@ -414,6 +494,10 @@ func (c *cli) portAdd(fs *flag.FlagSet) error {
 	}
 	if c.format == "json" {
 		return c.json(p)
+	}
+	if p.Socket != "" {
+		fmt.Fprintf(c.out, "port %s added: %s %s (%s), VSID %s, MAC %s, MTU %d\n", p.Name, p.Type, p.Socket, p.Mode, vsidString(p.VSID), p.MAC, p.MTU)
+		return nil
 	}
 	fmt.Fprintf(c.out, "port %s added: %s %s, VSID %s, MTU %d\n", p.Name, p.Type, p.Dev, vsidString(p.VSID), p.MTU)
 	return nil

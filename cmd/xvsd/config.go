@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -45,9 +46,22 @@ type Config struct {
 type PortConfig struct {
 	Name     string  `yaml:"name"`
 	Type     string  `yaml:"type"`
-	Dev      string  `yaml:"dev"`
+	Dev      string  `yaml:"dev"` // every type but vhostuser
 	VSID     *uint32 `yaml:"vsid"`
 	FastPath bool    `yaml:"fast_path"` // afxdp: forward learned unicast in the kernel (the device must accept XDP_REDIRECT)
+	// vhostuser only: the socket (absolute path), who listens on it
+	// (server, the default: xvs; client: QEMU, with server=on), the VM
+	// NIC's MAC (as QEMU's virtio-net-pci mac=) and the queue pairs
+	// offered (as QEMU's vhost-user queues=; default 1).
+	Socket string `yaml:"socket"`
+	Mode   string `yaml:"mode"`
+	MAC    string `yaml:"mac"`
+	Queues int    `yaml:"queues"`
+}
+
+func (p PortConfig) spec() portSpec {
+	return portSpec{Name: p.Name, Type: p.Type, Dev: p.Dev, FastPath: p.FastPath,
+		Socket: p.Socket, Mode: p.Mode, MAC: p.MAC, Queues: p.Queues}
 }
 
 // defaultConfigYAML is what xvsd runs with when no file is given: a switch
@@ -64,7 +78,17 @@ frames_per_worker: 4096         # frame buffers per worker
 mac_limit: 4096                 # learned MACs per VSID
 mac_ageing: 300s                # forget a MAC not seen for this long
 head_end_replication: true      # WNV: replicate broadcast/multicast to the other hosts of a VSID
-ports: []                       # - {name: vm1, type: afxdp, dev: veth-vm1, vsid: 5001, fast_path: false}
+ports: []                       # instead of [], entries such as:
+#  - {name: vm1, type: afxdp, dev: veth-vm1, vsid: 5001, fast_path: false}
+#  - {name: vm2, type: tap, dev: vmtap2, vsid: 5001}
+#  - name: vm3                   # a vhost-user port: QEMU's or DPDK's virtio-net, no device
+#    type: vhostuser
+#    socket: /run/xvs/vm3.sock   # absolute path of the unix socket
+#    mode: server                # server: xvs listens (QEMU -chardev socket,path=...);
+#                                # client: QEMU listens (server=on,wait=off), xvs connects and reconnects
+#    mac: 02:00:00:00:00:03      # the VM NIC's MAC, as in QEMU's virtio-net-pci mac= (default: from the name)
+#    queues: 1                   # queue pairs offered, as QEMU's vhost-user queues= (default 1)
+#    vsid: 5001
 extensions: []                  # out-of-process switch extensions in chain order; instead of [], entries such as:
 #  - name: acl                   # unique: 1..32 of a-z A-Z 0-9 . _ -
 #    path: /usr/local/lib/xvs/aclfilter  # the executable (absolute path)
@@ -127,6 +151,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("api_socket: empty: want a path such as %s", api.DefaultSocket)
 	}
 	names := map[string]int{}
+	sockets := map[string]int{}
 	for i, p := range c.Ports {
 		field := fmt.Sprintf("ports[%d]", i)
 		if p.Name == "" {
@@ -144,6 +169,19 @@ func (c *Config) validate() error {
 		}
 		if err := vswitch.CheckVSID(*p.VSID); err != nil || *p.VSID == vswitch.VSIDUnassigned {
 			return fmt.Errorf("%s.vsid: %d: want 0 or %d..%d", field, *p.VSID, vswitch.VSIDMin, vswitch.VSIDMax)
+		}
+		spec := p.spec()
+		if err := spec.check(); err != nil {
+			return fmt.Errorf("%s.%w", field, err)
+		}
+		if spec.Socket != "" {
+			if spec.Socket == filepath.Clean(c.APISocket) {
+				return fmt.Errorf("%s.socket: %q is api_socket", field, p.Socket)
+			}
+			if j, ok := sockets[spec.Socket]; ok {
+				return fmt.Errorf("%s.socket: %q already used by ports[%d]", field, p.Socket, j)
+			}
+			sockets[spec.Socket] = i
 		}
 	}
 	if _, err := c.extensionConfigs(); err != nil {

@@ -33,16 +33,11 @@ type daemon struct {
 	fastPath    *fastPath // nil when the kernel refused its maps
 	fastPathErr error
 
-	mu    sync.Mutex // serialises port changes and guards meta
-	meta  map[string]portMeta
+	mu    sync.Mutex          // serialises port changes and guards meta
+	meta  map[string]portSpec // how each port was created, checked
 	apiLn net.Listener
 	api   *http.Server
 	mets  *http.Server
-}
-
-type portMeta struct {
-	typ, dev string
-	fastPath bool
 }
 
 // newOffload creates the AF_XDP fast path; set by the platform's port types.
@@ -61,7 +56,7 @@ func newDaemon(cfg *Config, log zerolog.Logger) (*daemon, error) {
 		return nil, fmt.Errorf("policy.%w", err)
 	}
 	sc.Policy = pol
-	d := &daemon{policy: pol, cfg: cfg, log: log, started: time.Now(), meta: map[string]portMeta{}}
+	d := &daemon{policy: pol, cfg: cfg, log: log, started: time.Now(), meta: map[string]portSpec{}}
 	if d.fastPath, d.fastPathErr = newOffload(log); d.fastPathErr != nil {
 		log.Debug().Err(d.fastPathErr).Msg("AF_XDP fast path unavailable")
 	} else {
@@ -87,7 +82,7 @@ func (d *daemon) start() (err error) {
 		}
 	}()
 	for i, p := range d.cfg.Ports {
-		if err := d.addPort(p.Name, p.Type, p.Dev, *p.VSID, p.FastPath); err != nil {
+		if err := d.addPort(p.spec(), *p.VSID); err != nil {
 			return fmt.Errorf("ports[%d] (%s): %w", i, p.Name, err)
 		}
 	}
@@ -111,25 +106,34 @@ func (d *daemon) start() (err error) {
 	return nil
 }
 
-func (d *daemon) addPort(name, typ, dev string, vsid uint32, fastPath bool) error {
+func (d *daemon) addPort(s portSpec, vsid uint32) error {
+	if err := s.check(); err != nil {
+		return err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if _, ok := d.meta[name]; ok {
-		return fmt.Errorf("name: %q: %w", name, vswitch.ErrPortExists)
+	if _, ok := d.meta[s.Name]; ok {
+		return fmt.Errorf("name: %q: %w", s.Name, vswitch.ErrPortExists)
+	}
+	if s.Socket != "" && s.Socket == filepath.Clean(d.cfg.APISocket) {
+		return fmt.Errorf("socket: %s is xvsd's api_socket", s.Socket)
 	}
 	for n, m := range d.meta {
-		if m.dev == dev && m.typ == typ {
-			return fmt.Errorf("dev: %s is already attached as port %s", dev, n)
+		if s.Dev != "" && m.Dev == s.Dev && m.Type == s.Type {
+			return fmt.Errorf("dev: %s is already attached as port %s", s.Dev, n)
+		}
+		if s.Socket != "" && m.Socket == s.Socket {
+			return fmt.Errorf("socket: %s is already used by port %s", s.Socket, n)
 		}
 	}
-	p, err := newPort(d, typ, name, dev, fastPath)
+	p, err := portTypes[s.Type](d, s)
 	if err != nil {
 		return err
 	}
-	if err := d.sw.AddPort(p, vsid); err != nil {
+	if err := d.sw.AddPort(p, vsid); err != nil { // it closes p
 		return err
 	}
-	d.meta[name] = portMeta{typ: typ, dev: dev, fastPath: fastPath}
+	d.meta[s.Name] = s
 	return nil
 }
 
@@ -149,7 +153,8 @@ func (d *daemon) ports() []api.Port {
 	var out []api.Port
 	for _, p := range d.sw.Ports() {
 		m := d.meta[p.Name]
-		out = append(out, api.Port{PortInfo: p, Type: m.typ, Dev: m.dev, FastPath: m.fastPath})
+		out = append(out, api.Port{PortInfo: p, Type: m.Type, Dev: m.Dev, FastPath: m.FastPath,
+			Socket: m.Socket, Mode: m.Mode, Queues: m.Queues})
 	}
 	return out
 }
@@ -251,12 +256,21 @@ func (d *daemon) routes() http.Handler {
 			fail(w, errors.New("name: missing"))
 			return
 		}
-		if err := d.addPort(req.Name, req.Type, req.Dev, *req.VSID, req.FastPath); err != nil {
+		s := portSpec{Name: req.Name, Type: req.Type, Dev: req.Dev, FastPath: req.FastPath,
+			Socket: req.Socket, Mode: req.Mode, MAC: req.MAC, Queues: req.Queues}
+		if err := d.addPort(s, *req.VSID); err != nil {
 			fail(w, fmt.Errorf("port add %s: %w", req.Name, err))
 			return
 		}
-		d.log.Info().Str("port", req.Name).Str("type", req.Type).Str("dev", req.Dev).Uint32("vsid", *req.VSID).Msg("port added by API")
-		reply(w, http.StatusCreated, d.findPort(req.Name))
+		p := d.findPort(req.Name)
+		ev := d.log.Info().Str("port", req.Name).Str("type", req.Type)
+		if p != nil && p.Socket != "" {
+			ev = ev.Str("socket", p.Socket).Str("mode", p.Mode)
+		} else {
+			ev = ev.Str("dev", req.Dev)
+		}
+		ev.Uint32("vsid", *req.VSID).Msg("port added by API")
+		reply(w, http.StatusCreated, p)
 	})
 	mux.HandleFunc("PATCH "+pre+"/ports/{name}", func(w http.ResponseWriter, r *http.Request) {
 		var req api.SetPort

@@ -22,9 +22,9 @@ import (
 var memPorts = map[string]*porttest.Port{}
 
 func init() {
-	portTypes["memory"] = func(d *daemon, name, dev string, _ bool) (ports.Port, error) {
-		p := porttest.New(name, nil)
-		memPorts[name] = p
+	portTypes["memory"] = func(d *daemon, s portSpec) (ports.Port, error) {
+		p := porttest.New(s.Name, nil)
+		memPorts[s.Name] = p
 		return p, nil
 	}
 }
@@ -48,6 +48,13 @@ func TestConfigErrorsNameFieldAndValue(t *testing.T) {
 		{"ports: [{type: memory, dev: x, vsid: 0}]", "ports[0].name: missing"},
 		{"ports: [{name: a, type: memory, dev: x, vsid: 0}, {name: a, type: memory, dev: y, vsid: 0}]", `ports[1].name: "a" already used`},
 		{"workers: [1", "yaml"},
+		{"ports: [{name: a, type: memory, vsid: 0}]", "ports[0].dev: missing"},
+		// The vhostuser fields are refused for the other types.
+		{"ports: [{name: a, type: memory, dev: x, vsid: 0, socket: /run/xvs/a.sock}]", `ports[0].socket: "/run/xvs/a.sock": only vhostuser ports have a socket`},
+		{"ports: [{name: a, type: memory, dev: x, vsid: 0, mode: client}]", `ports[0].mode: "client": only vhostuser ports`},
+		{"ports: [{name: a, type: memory, dev: x, vsid: 0, mac: 02:00:00:00:00:01}]", `ports[0].mac: "02:00:00:00:00:01": only vhostuser ports`},
+		{"ports: [{name: a, type: memory, dev: x, vsid: 0, queues: 2}]", "ports[0].queues: 2: only vhostuser ports"},
+		{"ports: [{name: a, type: memory, dev: x, vsid: 0, sockets: /x}]", "field sockets not found"},
 	} {
 		_, err := loadConfig(strings.NewReader(tc.yaml), "test.yaml")
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -223,6 +230,13 @@ func FuzzAPIRequest(f *testing.F) {
 	f.Add("POST", "/v1/extensions/%2e%2e/disable", `{}`)
 	f.Add("PUT", "/v1/extensions/order", `{"names":["x","x",""]}`)
 	f.Add("PUT", "/v1/extensions/order", `{"names":null}`)
+	// vhost-user ports: sockets in dir only (see socketOutside).
+	dir := f.TempDir()
+	f.Add("POST", "/v1/ports", `{"name":"v","type":"vhostuser","socket":"`+dir+`/v.sock","mode":"server","mac":"02:00:00:00:00:01","queues":2,"vsid":5001}`)
+	f.Add("POST", "/v1/ports", `{"name":"v","type":"vhostuser","socket":"`+dir+`/q.sock","mode":"client","vsid":0}`)
+	f.Add("POST", "/v1/ports", `{"name":"v","type":"vhostuser","socket":"`+dir+`/v.sock","dev":"x","mode":"both","mac":"ff:ff:ff:ff:ff:ff","queues":-1,"fast_path":true,"vsid":5001}`)
+	f.Add("POST", "/v1/ports", `{"name":"v","type":"vhostuser","socket":"rel.sock","vsid":5001}`)
+	f.Add("POST", "/v1/ports", `{"name":"v","type":"memory","dev":"q","socket":"`+dir+`/m.sock","vsid":5001}`)
 	d, _ := startDaemon(f, "ports: [{name: a, type: memory, dev: m0, vsid: 5001}]")
 	h := d.routes()
 	f.Fuzz(func(t *testing.T, method, path, body string) {
@@ -231,6 +245,9 @@ func FuzzAPIRequest(f *testing.F) {
 		}
 		if namesExistingFile(body) {
 			return // an extension load would run a program of this machine
+		}
+		if socketOutside(body, dir) {
+			return // a vhostuser port would listen on, or connect to, a socket of this machine
 		}
 		req, err := http.NewRequest(method, "http://xvsd"+path, strings.NewReader(body))
 		if err != nil {
@@ -257,6 +274,29 @@ func FuzzAPIRequest(f *testing.F) {
 // encoding/json matches field names: in any case, at any depth here) that
 // is a file of this machine.
 func namesExistingFile(body string) bool {
+	return anyField(body, "path", func(s string) bool {
+		_, err := os.Stat(s)
+		return err == nil
+	})
+}
+
+// socketOutside says whether a JSON body has a "socket" (matched likewise)
+// that is an absolute path outside dir: a vhostuser port would create a
+// socket there, or remove a stale one, or speak vhost-user to whatever
+// listens. (Relative paths are refused before any file is touched.)
+func socketOutside(body, dir string) bool {
+	return anyField(body, "socket", func(s string) bool {
+		if !filepath.IsAbs(s) {
+			return false
+		}
+		rel, err := filepath.Rel(dir, filepath.Clean(s))
+		return err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../")
+	})
+}
+
+// anyField says whether a JSON body has, at any depth, a non-empty string
+// under a key that encoding/json would match to name, for which bad holds.
+func anyField(body, name string, bad func(string) bool) bool {
 	var v any
 	dec := json.NewDecoder(strings.NewReader(body))
 	if dec.Decode(&v) != nil {
@@ -267,10 +307,8 @@ func namesExistingFile(body string) bool {
 		switch v := v.(type) {
 		case map[string]any:
 			for k, x := range v {
-				if s, ok := x.(string); ok && strings.EqualFold(k, "path") && s != "" {
-					if _, err := os.Stat(s); err == nil {
-						return true
-					}
+				if s, ok := x.(string); ok && strings.EqualFold(k, name) && s != "" && bad(s) {
+					return true
 				}
 				if walk(x) {
 					return true

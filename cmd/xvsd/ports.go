@@ -2,14 +2,43 @@ package main
 
 import (
 	"fmt"
+	"net"
+	"path/filepath"
 	"sort"
 	"strings"
 
+	"github.com/xvswitch/xvs/cmd/internal/api"
 	"github.com/xvswitch/xvs/ports"
 )
 
-// portFactory creates a port of one type from its name and device.
-type portFactory func(d *daemon, name, dev string, fastPath bool) (ports.Port, error)
+// portSpec is one port to create: an entry of ports: in the config file,
+// or the body of POST /v1/ports. check says which fields its type takes.
+type portSpec struct {
+	Name     string
+	Type     string
+	Dev      string // the device (every type but vhostuser)
+	FastPath bool   // afxdp: forward learned unicast in the kernel
+
+	// vhostuser:
+	Socket string // absolute path of the vhost-user socket
+	Mode   string // api.ModeServer ("" before check) or api.ModeClient
+	MAC    string // the VM NIC's address; "" derives one from Name
+	Queues int    // queue pairs offered; 0 before check means 1
+}
+
+// typeVhostUser is the type of vhost-user ports: a VM's virtio-net device
+// served over a unix socket instead of a device.
+const typeVhostUser = "vhostuser"
+
+// maxSocketLen is the longest unix socket path (sun_path less its NUL).
+const maxSocketLen = 107
+
+// maxQueues bounds the queue pairs of a vhostuser port; set by the
+// platform's port types.
+var maxQueues = 1
+
+// portFactory creates a port of one type from a spec that passed check.
+type portFactory func(d *daemon, s portSpec) (ports.Port, error)
 
 // portTypes are the port types xvsd can create, by the name used in the
 // config file and in `xvsctl port add --type`.
@@ -27,13 +56,66 @@ func portTypeList() string {
 	return strings.Join(names, ", ")
 }
 
-func newPort(d *daemon, typ, name, dev string, fastPath bool) (ports.Port, error) {
-	f, ok := portTypes[typ]
-	if !ok {
-		return nil, fmt.Errorf("type: %q: want one of %s", typ, portTypeList())
+// check validates s and fills its defaults (Mode, Queues) and canonical
+// forms (Socket, MAC); a second call changes nothing. Errors begin with
+// the field's name (the config file's key) and give the value.
+func (s *portSpec) check() error {
+	if _, ok := portTypes[s.Type]; !ok {
+		return fmt.Errorf("type: %q: want one of %s", s.Type, portTypeList())
 	}
-	if dev == "" {
-		return nil, fmt.Errorf("dev: missing: name the device the %s port attaches to", typ)
+	if s.Type != typeVhostUser {
+		switch {
+		case s.Dev == "":
+			return fmt.Errorf("dev: missing: name the device the %s port attaches to", s.Type)
+		case s.Socket != "":
+			return fmt.Errorf("socket: %q: only %s ports have a socket (%s ports attach to dev)", s.Socket, typeVhostUser, s.Type)
+		case s.Mode != "":
+			return fmt.Errorf("mode: %q: only %s ports have a mode", s.Mode, typeVhostUser)
+		case s.MAC != "":
+			return fmt.Errorf("mac: %q: only %s ports take a MAC (%s ports have their device's)", s.MAC, typeVhostUser, s.Type)
+		case s.Queues != 0:
+			return fmt.Errorf("queues: %d: only %s ports take queues", s.Queues, typeVhostUser)
+		}
+		return nil
 	}
-	return f(d, name, dev, fastPath)
+	switch {
+	case s.Dev != "":
+		return fmt.Errorf("dev: %q: a %s port has no device: give its socket", s.Dev, typeVhostUser)
+	case s.FastPath:
+		return fmt.Errorf("fast_path: only afxdp ports have a fast path")
+	case s.Socket == "":
+		return fmt.Errorf("socket: missing: give the path of the %s socket, such as /run/xvs/%s.sock", typeVhostUser, s.Name)
+	case !filepath.IsAbs(s.Socket):
+		return fmt.Errorf("socket: %q: want an absolute path", s.Socket)
+	}
+	s.Socket = filepath.Clean(s.Socket)
+	if len(s.Socket) > maxSocketLen {
+		return fmt.Errorf("socket: %q: too long for a unix socket (%d bytes, at most %d)", s.Socket, len(s.Socket), maxSocketLen)
+	}
+	switch s.Mode {
+	case "":
+		s.Mode = api.ModeServer
+	case api.ModeServer, api.ModeClient:
+	default:
+		return fmt.Errorf("mode: %q: want %s (xvs listens, QEMU connects) or %s (QEMU listens with server=on, xvs connects)", s.Mode, api.ModeServer, api.ModeClient)
+	}
+	if s.MAC != "" {
+		mac, err := net.ParseMAC(s.MAC)
+		switch {
+		case err != nil || len(mac) != 6:
+			return fmt.Errorf("mac: %q: want an EUI-48 address such as 02:00:00:00:00:01", s.MAC)
+		case mac[0]&1 != 0:
+			return fmt.Errorf("mac: %q: a multicast address: want a unicast one", s.MAC)
+		case string(mac) == "\x00\x00\x00\x00\x00\x00":
+			return fmt.Errorf("mac: %q: all zero", s.MAC)
+		}
+		s.MAC = mac.String()
+	}
+	switch {
+	case s.Queues == 0:
+		s.Queues = 1
+	case s.Queues < 0 || s.Queues > maxQueues:
+		return fmt.Errorf("queues: %d: want 1..%d queue pairs", s.Queues, maxQueues)
+	}
+	return nil
 }

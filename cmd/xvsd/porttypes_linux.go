@@ -3,19 +3,24 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 
 	"github.com/rs/zerolog"
 
+	"github.com/xvswitch/xvs/cmd/internal/api"
 	"github.com/xvswitch/xvs/ports"
 	"github.com/xvswitch/xvs/ports/afxdp"
 	"github.com/xvswitch/xvs/ports/tap"
+	"github.com/xvswitch/xvs/ports/vhostuser"
 	"github.com/xvswitch/xvs/vswitch"
 )
 
 func init() {
-	portTypes["afxdp"] = func(d *daemon, name, dev string, fastPath bool) (ports.Port, error) {
-		cfg := afxdp.Config{Name: name, Dev: dev, Logger: d.log.With().Str("port", name).Logger()}
-		if fastPath {
+	portTypes["afxdp"] = func(d *daemon, s portSpec) (ports.Port, error) {
+		cfg := afxdp.Config{Name: s.Name, Dev: s.Dev, Logger: d.log.With().Str("port", s.Name).Logger()}
+		if s.FastPath {
 			if d.fastPath == nil {
 				return nil, fmt.Errorf("fast_path: unavailable: %v", d.fastPathErr)
 			}
@@ -23,12 +28,14 @@ func init() {
 		}
 		return afxdp.New(cfg)
 	}
-	portTypes["tap"] = func(d *daemon, name, dev string, fastPath bool) (ports.Port, error) {
-		if fastPath {
+	portTypes["tap"] = func(d *daemon, s portSpec) (ports.Port, error) {
+		if s.FastPath {
 			return nil, errors.New("fast_path: only afxdp ports have a fast path")
 		}
-		return tap.New(tap.Config{Name: name, Dev: dev, Logger: d.log.With().Str("port", name).Logger()})
+		return tap.New(tap.Config{Name: s.Name, Dev: s.Dev, Logger: d.log.With().Str("port", s.Name).Logger()})
 	}
+	portTypes[typeVhostUser] = newVhostUser
+	maxQueues = vhostuser.MaxQueuePairs
 	newOffload = func(log zerolog.Logger) (*fastPath, error) {
 		fp, err := afxdp.NewFastPath(1 << 16)
 		if err != nil {
@@ -36,6 +43,37 @@ func init() {
 		}
 		return &fastPath{fp: fp, log: log.Sample(&zerolog.BasicSampler{N: 1000})}, nil
 	}
+}
+
+// newVhostUser creates a vhost-user port. In server mode the socket's
+// directory is created if need be (as for api_socket), and the socket is
+// removed when the port is; in client mode the port connects to QEMU's
+// socket, waiting for it and reconnecting with backoff.
+func newVhostUser(d *daemon, s portSpec) (ports.Port, error) {
+	cfg := vhostuser.Config{
+		Name:       s.Name,
+		Socket:     s.Socket,
+		Server:     s.Mode != api.ModeClient,
+		QueuePairs: s.Queues,
+		Logger:     d.log, // its events name the port
+	}
+	if s.MAC != "" {
+		mac, err := net.ParseMAC(s.MAC)
+		if err != nil {
+			return nil, fmt.Errorf("mac: %q: %w", s.MAC, err)
+		}
+		cfg.MAC = mac
+	}
+	if cfg.Server {
+		if err := os.MkdirAll(filepath.Dir(s.Socket), 0o755); err != nil {
+			return nil, fmt.Errorf("socket: %s: %w", s.Socket, err)
+		}
+	}
+	p, err := vhostuser.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // fastPath tells the AF_XDP ports' in-kernel fast path what the switch

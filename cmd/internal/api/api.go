@@ -54,23 +54,47 @@ type VersionInfo struct {
 }
 
 // Port is a port as the daemon knows it: the switch's view plus how it was
-// created.
+// created. A vhostuser port has a Socket, its Mode and its Queues instead
+// of a Dev; its MAC (in PortInfo) is the VM NIC's.
 type Port struct {
 	vswitch.PortInfo
 	Type     string `json:"type"`
 	Dev      string `json:"dev,omitempty"`
 	FastPath bool   `json:"fast_path"`
+	Socket   string `json:"socket,omitempty"`
+	Mode     string `json:"mode,omitempty"`   // ModeServer or ModeClient
+	Queues   int    `json:"queues,omitempty"` // queue pairs offered
 }
 
 // AddPort is the body of POST /v1/ports. VSID is a pointer so that a
 // missing VSID is an error rather than a silent 0 (non-virtualized).
+//
+// A vhostuser port takes Socket (an absolute path) instead of Dev, and
+// optionally Mode ("" is ModeServer), MAC (the VM NIC's address, as given
+// to QEMU's virtio-net-pci mac=; "" derives one from the name) and Queues
+// (queue pairs, 0 means 1); the other types refuse these fields.
 type AddPort struct {
 	Name     string  `json:"name"`
 	Type     string  `json:"type"`
-	Dev      string  `json:"dev"`
+	Dev      string  `json:"dev,omitempty"`
 	VSID     *uint32 `json:"vsid"`
 	FastPath bool    `json:"fast_path,omitempty"`
+	Socket   string  `json:"socket,omitempty"`
+	Mode     string  `json:"mode,omitempty"`
+	MAC      string  `json:"mac,omitempty"`
+	Queues   int     `json:"queues,omitempty"`
 }
+
+// The modes of a vhostuser port (Port.Mode, AddPort.Mode).
+const (
+	// ModeServer: xvs listens on the socket and the front-end connects
+	// (QEMU -chardev socket,path=... without server=on).
+	ModeServer = "server"
+	// ModeClient: the front-end listens (QEMU -chardev
+	// socket,path=...,server=on,wait=off) and xvs connects, and connects
+	// again whenever the connection drops.
+	ModeClient = "client"
+)
 
 // SetPort is the body of PATCH /v1/ports/{name}.
 type SetPort struct {
