@@ -18,7 +18,7 @@ build:
 
 test:
 	$(GO) test -count=1 ./...
-	$(GO) test -race -count=1 -short ./ring/... ./vswitch/... ./wnv/... ./extensions/... ./cmd/xvsd/... ./cmd/xvsctl/...
+	$(GO) test -race -count=1 -short ./ring/... ./vswitch/... ./wnv/... ./extensions/... ./ports/vhostuser/... ./cmd/xvsd/... ./cmd/xvsctl/...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./bench/ ./ring/
@@ -47,6 +47,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzMakeFlowKey$$' -fuzztime $(FUZZTIME) ./extensions/
 	$(GO) test -run '^$$' -fuzz '^FuzzRingFromPeer$$' -fuzztime $(FUZZTIME) ./extensions/internal/shm/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFrame$$' -fuzztime $(FUZZTIME) ./extensions/examples/aclfilter/
+	$(GO) test -run '^$$' -fuzz '^FuzzMessage$$' -fuzztime $(FUZZTIME) ./ports/vhostuser/
+	$(GO) test -run '^$$' -fuzz '^FuzzDevice$$' -fuzztime $(FUZZTIME) ./ports/vhostuser/
+	$(GO) test -run '^$$' -fuzz '^FuzzDescriptorChain$$' -fuzztime $(FUZZTIME) ./ports/vhostuser/
+	$(GO) test -run '^$$' -fuzz '^FuzzMemory$$' -fuzztime $(FUZZTIME) ./ports/vhostuser/
 
 clean:
 	rm -rf $(BIN)

@@ -1,0 +1,180 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	vue "github.com/xvswitch/xvs/integration/vhostuser_env"
+)
+
+// needVhostUser skips unless root and the peers' tools are installed.
+func needVhostUser(t *testing.T, tools ...string) {
+	t.Helper()
+	needRoot(t)
+	if m := vue.Missing(tools...); len(m) > 0 {
+		t.Skipf("vhost-user test: %s not installed (see .ci/run for the packages)", strings.Join(m, ", "))
+	}
+}
+
+func vhostPorts(ports ...string) string {
+	var b strings.Builder
+	for _, p := range ports {
+		b.WriteString(p + "\n")
+	}
+	return b.String()
+}
+
+// TestVhostUserTestpmd attaches three DPDK virtio-user "guests" (dpdk-testpmd
+// net_virtio_user) over vhost-user: tp1 and tp2 in VSID 5001 bounce frames
+// to each other (macswap, tp1 starts with a burst), so each receives what
+// the other sent through xvs; tp3 in VSID 5002 must receive nothing.
+func TestVhostUserTestpmd(t *testing.T) {
+	needVhostUser(t, "dpdk-testpmd")
+	dir := t.TempDir()
+	sock := func(n string) string { return filepath.Join(dir, n+".sock") }
+	d := startXVSDIn(t, "", vhostPorts(
+		fmt.Sprintf("  - {name: vu1, type: vhostuser, socket: %s, vsid: 5001}", sock("vu1")),
+		fmt.Sprintf("  - {name: vu2, type: vhostuser, socket: %s, vsid: 5001}", sock("vu2")),
+		fmt.Sprintf("  - {name: vu3, type: vhostuser, socket: %s, vsid: 5002}", sock("vu3")),
+	), "")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	start := func(name, mode, main string, extra ...string) *vue.Testpmd {
+		tp, err := vue.StartTestpmd(ctx, vue.TestpmdOpts{Socket: sock(name), Virtio: true, Mode: mode,
+			Cores: "0,1", MainLcore: main, Mbufs: 4096, Extra: extra,
+			MAC: "02:00:00:00:10:0" + name[len(name)-1:]})
+		if err != nil {
+			t.Fatalf("testpmd on %s: %v", name, err)
+		}
+		t.Cleanup(func() { tp.Stop() })
+		if err := tp.WaitConnected(ctx); err != nil {
+			t.Fatalf("testpmd on %s: %v", name, err)
+		}
+		return tp
+	}
+	tp3 := start("vu3", "rxonly", "1")
+	tp2 := start("vu2", "macswap", "1")
+	time.Sleep(time.Second) // its receive queue must be up before the first burst
+	tp1 := start("vu1", "macswap", "0", "--tx-first")
+	for _, tp := range []*vue.Testpmd{tp1, tp2} {
+		if _, err := tp.WaitStats(ctx, func(s vue.PortStats) bool { return s.RxPackets > 1000 }); err != nil {
+			t.Fatalf("%s: frames did not come back through xvs: %v\n%s\nstats:\n%s", tp.Opts.Socket, err, tail(tp.Output(), 30), d.ctl("stats"))
+		}
+	}
+	s3, _ := tp3.Stats()
+	t.Logf("vu1 <-> vu2 bouncing; vu3 (other VSID) received %d\n%s", s3.RxPackets, d.ctl("stats"))
+	if s3.RxPackets != 0 {
+		t.Errorf("vu3 in VSID 5002 received %d frames of VSID 5001", s3.RxPackets)
+	}
+}
+
+// TestVhostUserReconnect restarts the guest side (a new testpmd on the same
+// socket, as a restarted VM would) and, with xvs as the client, restarts
+// xvsd while the guest waits: traffic flows again each time.
+func TestVhostUserReconnect(t *testing.T) {
+	needVhostUser(t, "dpdk-testpmd")
+	dir := t.TempDir()
+	srv, cli := filepath.Join(dir, "srv.sock"), filepath.Join(dir, "cli.sock")
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	// The guest listening (QEMU server=on): xvs connects as client.
+	guestSrv, err := vue.StartTestpmd(ctx, vue.TestpmdOpts{Socket: cli, Server: true, Virtio: true, Mode: "rxonly",
+		Cores: "0,1", MainLcore: "1", Mbufs: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { guestSrv.Stop() })
+	d := startXVSDIn(t, "", vhostPorts(
+		fmt.Sprintf("  - {name: vs, type: vhostuser, socket: %s, vsid: 5001}", srv),
+		fmt.Sprintf("  - {name: vc, type: vhostuser, socket: %s, mode: client, vsid: 5001}", cli),
+	), "")
+	received := func(what string) {
+		t.Helper()
+		before, _ := guestSrv.Stats()
+		sender, err := vue.StartTestpmd(ctx, vue.TestpmdOpts{Socket: srv, Virtio: true, Mode: "txonly",
+			Cores: "0,1", MainLcore: "0", Mbufs: 4096})
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		defer sender.Stop()
+		if _, err := guestSrv.WaitStats(ctx, func(s vue.PortStats) bool { return s.RxPackets > before.RxPackets+1000 }); err != nil {
+			t.Fatalf("%s: no traffic: %v\nstats:\n%s", what, err, d.ctl("stats"))
+		}
+	}
+	received("first guest")
+	received("guest restarted on the same socket")
+	d.stop()
+	d.start()
+	received("xvsd restarted while the client-mode guest waited")
+}
+
+// TestVhostUserQEMUGuests boots small Linux guests under QEMU (TCG) with
+// virtio-net over vhost-user: one pings a namespace behind an AF_XDP port
+// in its VSID, a second guest in the same VSID is reachable, and a guest in
+// another VSID is not.
+func TestVhostUserQEMUGuests(t *testing.T) {
+	needVhostUser(t, "qemu-system-x86_64")
+	kernel, initrd, err := vue.GuestImage("/var/cache/xvs-guest")
+	if err != nil {
+		t.Skipf("guest image: %v", err)
+	}
+	dir := t.TempDir()
+	tp := newTopo(t)
+	ns := tp.vethVM("ns1", "10.0.0.1")
+	sock := func(n string) string { return filepath.Join(dir, n+".sock") }
+	d := startXVSDIn(t, "", vhostPorts(
+		fmt.Sprintf("  - {name: ns1, type: afxdp, dev: %s, vsid: 5001}", ns.Host),
+		fmt.Sprintf("  - {name: g1, type: vhostuser, socket: %s, vsid: 5001}", sock("g1")),
+		fmt.Sprintf("  - {name: g2, type: vhostuser, socket: %s, mode: client, vsid: 5001}", sock("g2")),
+		fmt.Sprintf("  - {name: g3, type: vhostuser, socket: %s, vsid: 5002}", sock("g3")),
+	), "")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	// g2 stays up (QEMU as the vhost-user server, xvs connects) and is pinged.
+	g2, err := vue.StartQEMU(ctx, vue.QEMUOpts{Kernel: kernel, Initrd: initrd, Socket: sock("g2"), Server: true,
+		MAC: "52:54:00:00:00:02", IP: "10.0.0.2/24", Stay: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g2.Stop() })
+	if _, err := g2.WaitFor(ctx, "XVS-READY"); err != nil {
+		t.Fatalf("g2 did not boot: %v\n%s", err, tail(g2.Output(), 40))
+	}
+	g1, err := vue.StartQEMU(ctx, vue.QEMUOpts{Kernel: kernel, Initrd: initrd, Socket: sock("g1"),
+		MAC: "52:54:00:00:00:01", IP: "10.0.0.5/24", Ping: "10.0.0.1",
+		Cmd: "ping -c 3 -W 5 10.0.0.2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g1.Stop() })
+	if err := g1.WaitPing(ctx); err != nil {
+		t.Fatalf("guest g1 -> namespace 10.0.0.1 through xvs: %v\n%s\nstats:\n%s", err, tail(g1.Output(), 40), d.ctl("stats"))
+	}
+	if rc, err := g1.WaitCmd(ctx); err != nil || rc != 0 {
+		t.Fatalf("guest g1 -> guest g2 (same VSID): rc %d %v\n%s", rc, err, tail(g1.Output(), 40))
+	}
+	g3, err := vue.StartQEMU(ctx, vue.QEMUOpts{Kernel: kernel, Initrd: initrd, Socket: sock("g3"),
+		MAC: "52:54:00:00:00:03", IP: "10.0.0.3/24", Ping: "10.0.0.2", PingCount: 2, PingWait: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g3.Stop() })
+	if err := g3.WaitPing(ctx); err == nil {
+		t.Fatalf("guest g3 in VSID 5002 reached g2 in VSID 5001\n%s", tail(g3.Output(), 30))
+	}
+	if out, err := ns.try("ping", "-c", "2", "-W", "2", "10.0.0.2"); err != nil {
+		t.Errorf("namespace -> guest g2: %v\n%s", err, out)
+	}
+}
+
+func tail(s string, n int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
