@@ -84,3 +84,9 @@ bench-wnv: build
 	BIN=$(BIN) bench/wnv.sh
 
 .PHONY: bench-wnv
+
+# vhost-user against TAP ports and a direct DPDK pair, 64B, dpdk-testpmd.
+bench-vhostuser: build
+	BIN=$(BIN) bench/vhostuser.sh
+
+.PHONY: bench-vhostuser
