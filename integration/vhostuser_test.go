@@ -3,8 +3,10 @@ package integration
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -112,6 +114,68 @@ func TestVhostUserReconnect(t *testing.T) {
 	received("xvsd restarted while the client-mode guest waited")
 }
 
+// TestVhostUserSocketRecreated removes a server-mode port's socket file
+// while xvsd runs (as a careless cleanup of the socket directory would):
+// xvsd creates it again within a second, and a guest that then connects
+// through it reaches the guest on another port.
+func TestVhostUserSocketRecreated(t *testing.T) {
+	needVhostUser(t, "dpdk-testpmd")
+	dir := t.TempDir()
+	srv, rx := filepath.Join(dir, "srv.sock"), filepath.Join(dir, "rx.sock")
+	d := startXVSDIn(t, "", vhostPorts(
+		fmt.Sprintf("  - {name: vs, type: vhostuser, socket: %s, vsid: 5001}", srv),
+		fmt.Sprintf("  - {name: vr, type: vhostuser, socket: %s, vsid: 5001}", rx),
+	), "")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	receiver, err := vue.StartTestpmd(ctx, vue.TestpmdOpts{Socket: rx, Virtio: true, Mode: "rxonly",
+		Cores: "0,1", MainLcore: "1", Mbufs: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { receiver.Stop() })
+	if err := receiver.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	ino := func() uint64 {
+		fi, err := os.Lstat(srv)
+		if err != nil || fi.Mode().Type() != os.ModeSocket {
+			return 0
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	if ino() == 0 {
+		t.Fatalf("xvsd did not create %s", srv)
+	}
+	if err := os.Remove(srv); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for ino() == 0 {
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("%s not created again within 5s\nstats:\n%s", srv, d.ctl("stats"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("socket created again after %v", time.Since(start).Round(time.Millisecond))
+
+	sender, err := vue.StartTestpmd(ctx, vue.TestpmdOpts{Socket: srv, Virtio: true, Mode: "txonly",
+		Cores: "0,1", MainLcore: "0", Mbufs: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sender.Stop() })
+	if err := sender.WaitConnected(ctx); err != nil {
+		t.Fatalf("guest on the recreated socket: %v\n%s", err, tail(sender.Output(), 30))
+	}
+	if _, err := receiver.WaitStats(ctx, func(s vue.PortStats) bool { return s.RxPackets > 1000 }); err != nil {
+		t.Fatalf("no traffic through the recreated socket: %v\nstats:\n%s", err, d.ctl("stats"))
+	}
+	s, _ := receiver.Stats()
+	t.Logf("vr received %d frames from the guest on the recreated socket", s.RxPackets)
+}
+
 // TestVhostUserQEMUGuests boots small Linux guests under QEMU (TCG) with
 // virtio-net over vhost-user: one pings a namespace behind an AF_XDP port
 // in its VSID, a second guest in the same VSID is reachable, and a guest in
@@ -168,6 +232,32 @@ func TestVhostUserQEMUGuests(t *testing.T) {
 	}
 	if out, err := ns.try("ping", "-c", "2", "-W", "2", "10.0.0.2"); err != nil {
 		t.Errorf("namespace -> guest g2: %v\n%s", err, out)
+	}
+	// The guest behind g1 reboots (a new QEMU on the same socket): it
+	// attaches again and reaches the namespace.
+	g1.Stop()
+	g1b, err := vue.StartQEMU(ctx, vue.QEMUOpts{Kernel: kernel, Initrd: initrd, Socket: sock("g1"),
+		MAC: "52:54:00:00:00:01", IP: "10.0.0.5/24", Ping: "10.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g1b.Stop() })
+	if err := g1b.WaitPing(ctx); err != nil {
+		t.Fatalf("rebooted guest g1 -> namespace: %v\n%s", err, tail(g1b.Output(), 40))
+	}
+	// xvsd restarts while QEMU (g2, the vhost-user server) waits: xvs
+	// connects again and the guest is reachable.
+	d.stop()
+	d.start()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, err := ns.try("ping", "-c", "1", "-W", "1", "10.0.0.2")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("namespace -> guest g2 after xvsd restarted: %v\n%s\nstats:\n%s", err, out, d.ctl("stats"))
+		}
 	}
 }
 

@@ -134,34 +134,62 @@ func closeFD(fd int) {
 	}
 }
 
-// listen creates the socket at path for front-ends to connect to. A stale
-// socket (one nobody listens on: xvs or a VM went away without removing
-// it) is removed first; a live one, or a path that is not a socket, is an
-// error rather than something to delete. The listener removes the socket
-// file when closed.
-func listen(path string, mode os.FileMode) (*net.UnixListener, error) {
+// fileID identifies a file by its device and inode: a socket file
+// removed and created again, by us or anyone, has another.
+type fileID struct{ dev, ino uint64 }
+
+// lstatID returns the identity of the file at path (not following a
+// symbolic link).
+func lstatID(path string) (fileID, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return fileID{}, &os.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	return fileID{dev: uint64(st.Dev), ino: st.Ino}, nil
+}
+
+// listen creates the socket at path for front-ends to connect to, and
+// returns the identity of the socket file. A stale socket (one nobody
+// listens on: xvs or a VM went away without removing it) is removed
+// first; a live one, or a path that is not a socket, is an error rather
+// than something to delete. Closing the listener leaves the file: remove
+// it with removeSocket, which checks it is still the one created here.
+func listen(path string, mode os.FileMode) (*net.UnixListener, fileID, error) {
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != os.ModeSocket {
-			return nil, fmt.Errorf("vhost-user: socket %s: exists and is not a socket", path)
+			return nil, fileID{}, fmt.Errorf("vhost-user: socket %s: exists and is not a socket", path)
 		}
 		if c, err := net.DialTimeout("unix", path, 100*time.Millisecond); err == nil {
 			c.Close()
-			return nil, fmt.Errorf("vhost-user: socket %s: in use: another process listens on it", path)
+			return nil, fileID{}, fmt.Errorf("vhost-user: socket %s: in use: another process listens on it", path)
 		}
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("vhost-user: remove stale socket %s: %w", path, err)
+			return nil, fileID{}, fmt.Errorf("vhost-user: remove stale socket %s: %w", path, err)
 		}
 	}
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
-		return nil, fmt.Errorf("vhost-user: listen on %s: %w", path, err)
+		return nil, fileID{}, fmt.Errorf("vhost-user: listen on %s: %w", path, err)
 	}
-	l.SetUnlinkOnClose(true)
-	if err := os.Chmod(path, mode); err != nil {
+	l.SetUnlinkOnClose(false)
+	id, err := lstatID(path)
+	if err == nil {
+		err = os.Chmod(path, mode)
+	}
+	if err != nil {
 		l.Close()
-		return nil, fmt.Errorf("vhost-user: socket %s: %w", path, err)
+		removeSocket(path, id)
+		return nil, fileID{}, fmt.Errorf("vhost-user: socket %s: %w", path, err)
 	}
-	return l, nil
+	return l, id, nil
+}
+
+// removeSocket removes the socket file at path if it is still id, the
+// one listen created: a file someone else put there since is left alone.
+func removeSocket(path string, id fileID) {
+	if got, err := lstatID(path); err == nil && got == id && id != (fileID{}) {
+		os.Remove(path)
+	}
 }
 
 // dial connects to a front-end's socket.

@@ -36,7 +36,11 @@
 // whenever the connection drops. One front-end is served at a time: a
 // second connection waits up to a second for the first to end (a VM
 // restarting) and is then closed. A stale socket file is replaced; a live
-// one, or a path that is not a socket, is an error. For example:
+// one, or a path that is not a socket, is an error. A server port whose
+// socket file is removed or replaced while it runs notices within a
+// quarter second and creates it again, on the same terms (a file that is
+// not a socket is left alone, logged, and retried); the connection being
+// served goes on. For example:
 //
 //	# xvs listens (Config{Socket: "/run/xvs/vm1.sock", Server: true}):
 //	qemu-system-x86_64 ... \

@@ -43,6 +43,10 @@ const (
 	maxBackoff = 5 * time.Second
 )
 
+// socketCheck is how often a server port checks that its socket file is
+// still there (and still its own), and retries creating it when not.
+const socketCheck = 250 * time.Millisecond
+
 // ErrBadConfig is wrapped by every error about a Config field.
 var ErrBadConfig = errors.New("bad vhost-user configuration")
 
@@ -162,6 +166,7 @@ type liveQueue struct {
 type Port struct {
 	name, socket string
 	server       bool
+	sockMode     os.FileMode
 	mac          net.HardwareAddr
 	mtu          int
 	log          zerolog.Logger
@@ -182,7 +187,13 @@ type Port struct {
 	closed atomic.Bool
 	stop   chan struct{}
 	wg     sync.WaitGroup
-	ln     *net.UnixListener // server mode
+	// Server mode: the listener and the identity of its socket file.
+	// The accept loop replaces them when the file is removed or
+	// replaced, under lnMu; Close reads them under it.
+	lnMu   sync.Mutex
+	ln     *net.UnixListener
+	lnID   fileID
+	watch  sockWatch // the accept loop's own
 	connMu sync.Mutex
 	cur    *conn // the connection being served, for Close
 	busy   atomic.Bool
@@ -207,7 +218,14 @@ type retiredStats struct {
 }
 
 type ctlCounters struct {
-	connects, disconnects, protocolErrors, declined, unsupported, rejected atomic.Uint64
+	connects, disconnects, protocolErrors, declined, unsupported, rejected, socketRecreated atomic.Uint64
+}
+
+// sockWatch is what the accept loop remembers of a socket file that went
+// away, so that it logs each state once rather than at every check.
+type sockWatch struct {
+	lost    bool   // the file is not ours; a new one is not created yet
+	lastErr string // the last error creating it, logged
 }
 
 var _ ports.Port = (*Port)(nil)
@@ -223,21 +241,22 @@ func New(cfg Config) (*Port, error) {
 		return nil, err
 	}
 	p := &Port{
-		name:   cfg.Name,
-		socket: cfg.Socket,
-		server: cfg.Server,
-		mac:    cfg.MAC,
-		mtu:    cfg.MTU,
-		log:    cfg.Logger,
-		stop:   make(chan struct{}),
+		name:     cfg.Name,
+		socket:   cfg.Socket,
+		server:   cfg.Server,
+		sockMode: cfg.SocketMode,
+		mac:      cfg.MAC,
+		mtu:      cfg.MTU,
+		log:      cfg.Logger,
+		stop:     make(chan struct{}),
 	}
 	p.dev = newDevice(p, cfg.QueuePairs)
 	if cfg.Server {
-		ln, err := listen(cfg.Socket, cfg.SocketMode)
+		ln, id, err := listen(cfg.Socket, cfg.SocketMode)
 		if err != nil {
 			return nil, err
 		}
-		p.ln = ln
+		p.ln, p.lnID = ln, id
 		p.wg.Add(1)
 		go p.acceptLoop()
 	} else {
@@ -482,6 +501,9 @@ type ControlStats struct {
 	Declined       uint64 // requests answered with a failure (unsupported, not offered, refused)
 	Unsupported    uint64 // of those, requests the device does not know
 	Rejected       uint64 // server mode: connections refused while one was being served
+	// SocketRecreated counts, in server mode, the times the socket file
+	// was found removed or replaced and was created again.
+	SocketRecreated uint64
 	// RingFaults counts rings stopped because the guest broke the ring
 	// protocol, by kind (loop, out-of-memory, bad-index, ...).
 	RingFaults map[string]uint64
@@ -491,14 +513,15 @@ type ControlStats struct {
 func (p *Port) ControlStats() ControlStats {
 	rx, tx := p.queueStats()
 	s := ControlStats{
-		Connected:      p.busy.Load(),
-		Connects:       p.ctl.connects.Load(),
-		Disconnects:    p.ctl.disconnects.Load(),
-		ProtocolErrors: p.ctl.protocolErrors.Load(),
-		Declined:       p.ctl.declined.Load(),
-		Unsupported:    p.ctl.unsupported.Load(),
-		Rejected:       p.ctl.rejected.Load(),
-		RingFaults:     make(map[string]uint64, NumFaults-1),
+		Connected:       p.busy.Load(),
+		Connects:        p.ctl.connects.Load(),
+		Disconnects:     p.ctl.disconnects.Load(),
+		ProtocolErrors:  p.ctl.protocolErrors.Load(),
+		Declined:        p.ctl.declined.Load(),
+		Unsupported:     p.ctl.unsupported.Load(),
+		Rejected:        p.ctl.rejected.Load(),
+		SocketRecreated: p.ctl.socketRecreated.Load(),
+		RingFaults:      make(map[string]uint64, NumFaults-1),
 	}
 	for f := Fault(1); f < NumFaults; f++ {
 		s.RingFaults[f.String()] = rx.Faults[f] + tx.Faults[f]
@@ -516,10 +539,16 @@ func (p *Port) Close() error {
 	}
 	close(p.stop)
 	var err error
-	if p.ln != nil {
-		if cerr := p.ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+	// The accept loop sees closed under lnMu before it installs a new
+	// listener, so this is the last one.
+	p.lnMu.Lock()
+	ln, id := p.ln, p.lnID
+	p.lnMu.Unlock()
+	if ln != nil {
+		if cerr := ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) {
 			err = fmt.Errorf("vhost-user: close %s: %w", p.socket, cerr)
 		}
+		removeSocket(p.socket, id)
 	}
 	p.connMu.Lock()
 	if p.cur != nil {
@@ -536,14 +565,25 @@ func (p *Port) Close() error {
 // to end (a VM restarting connects again as its old connection closes),
 // and is then closed if it still has to wait: the front-end sees the
 // socket closed (QEMU with reconnect=, or DPDK, tries again) rather than
-// hang unanswered.
+// hang unanswered. Every socketCheck it also checks the socket file (see
+// checkSocket).
 func (p *Port) acceptLoop() {
 	defer p.wg.Done()
+	ln := p.ln // only this goroutine replaces it
+	next := time.Now().Add(socketCheck)
 	for {
-		c, err := p.ln.AcceptUnix()
+		if !time.Now().Before(next) {
+			ln = p.checkSocket(ln)
+			next = time.Now().Add(socketCheck)
+		}
+		ln.SetDeadline(next)
+		c, err := ln.AcceptUnix()
 		if err != nil {
 			if p.closed.Load() {
 				return
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
 			}
 			p.log.Warn().Str("port", p.name).Err(err).Msg("vhost-user accept")
 			if !p.sleep(minBackoff) {
@@ -565,6 +605,57 @@ func (p *Port) acceptLoop() {
 			p.serve(c)
 		}()
 	}
+}
+
+// checkSocket makes sure the socket file at the port's path is the one
+// its listener is bound to. If it was removed, or replaced (by another
+// socket, or anything else), it creates the socket again, as at New: a
+// stale socket there is removed, but not a live one nor a file that is not
+// a socket, which is logged, and tried again at the next check. The old
+// listener is then closed, leaving the file at the path alone; the
+// connection being served, if any, goes on. It returns the listener to
+// accept on.
+func (p *Port) checkSocket(ln *net.UnixListener) *net.UnixListener {
+	w := &p.watch
+	id, err := lstatID(p.socket)
+	if err == nil && id == p.lnID { // lnID is written only here
+		w.lost, w.lastErr = false, ""
+		return ln
+	}
+	if !w.lost {
+		w.lost = true
+		what := "replaced"
+		if errors.Is(err, os.ErrNotExist) {
+			what = "removed"
+		} else if err != nil {
+			what = err.Error()
+		}
+		p.log.Warn().Str("port", p.name).Str("socket", p.socket).Str("file", what).
+			Msg("vhost-user socket file removed or replaced: creating it again")
+	}
+	nl, nid, err := listen(p.socket, p.sockMode)
+	if err != nil {
+		if msg := err.Error(); msg != w.lastErr {
+			w.lastErr = msg
+			p.log.Error().Str("port", p.name).Err(err).Dur("retry", socketCheck).
+				Msg("vhost-user cannot create the socket again; will retry")
+		}
+		return ln
+	}
+	p.lnMu.Lock()
+	if p.closed.Load() {
+		p.lnMu.Unlock()
+		nl.Close()
+		removeSocket(p.socket, nid)
+		return ln
+	}
+	p.ln, p.lnID = nl, nid
+	p.lnMu.Unlock()
+	ln.Close()
+	w.lost, w.lastErr = false, ""
+	p.ctl.socketRecreated.Add(1)
+	p.log.Info().Str("port", p.name).Str("socket", p.socket).Msg("vhost-user socket created again")
+	return nl
 }
 
 // busyWait is how long a new connection waits for the current one to end.

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -615,6 +616,101 @@ func TestPortSocketFile(t *testing.T) {
 
 	if _, err := New(Config{Socket: filepath.Join(dir, "no", "such", "dir.sock"), Server: true}); err == nil {
 		t.Errorf("socket in a missing directory: no error")
+	}
+}
+
+// Server mode: a socket file removed while the port runs is created
+// again, and a front-end connects through it; the connection being
+// served is not disturbed. A file that is not a socket put in its place
+// is left alone until it goes.
+func TestPortSocketRecreated(t *testing.T) {
+	feLeakCheck(t)
+	p := feServer(t, Config{SocketMode: 0o660})
+	path := p.Socket()
+	ino := func() uint64 {
+		fi, err := os.Lstat(path)
+		if err != nil || fi.Mode().Type() != os.ModeSocket {
+			return 0
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+
+	// A front-end connected through the first socket.
+	f := feConnect(t, path)
+	f.handshake(feOpts{})
+	feWaitRunning(t, p, 1, 1)
+
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	feWait(t, "the socket file to come back", func() bool { return ino() != 0 })
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("socket recreated after %v, want about %v", d, socketCheck)
+	}
+	if fi, _ := os.Lstat(path); fi.Mode().Perm() != 0o660 {
+		t.Errorf("recreated socket mode %v, want 0660", fi.Mode().Perm())
+	}
+	cs := p.ControlStats()
+	if cs.SocketRecreated != 1 || !cs.Connected || cs.Disconnects != 0 {
+		t.Errorf("control stats %+v", cs)
+	}
+	// The established connection still carries frames both ways.
+	feTraffic(t, p, f, 20)
+
+	// After it ends, a front-end connects through the new socket.
+	f.close()
+	feWait(t, "disconnect", func() bool { return p.ControlStats().Disconnects == 1 })
+	g := feConnect(t, path)
+	g.handshake(feOpts{})
+	feWaitRunning(t, p, 1, 1)
+	feTraffic(t, p, g, 30)
+	g.close()
+	feWait(t, "disconnect", func() bool { return p.ControlStats().Disconnects == 2 })
+
+	// A regular file in its place is not removed; the socket comes back
+	// once the file is gone.
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("keep me"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(4 * socketCheck)
+	if b, err := os.ReadFile(path); err != nil || string(b) != "keep me" {
+		t.Fatalf("the file in the socket's place was touched: %q, %v", b, err)
+	}
+	if r := p.ControlStats().SocketRecreated; r != 1 {
+		t.Errorf("socket recreated %d times, want 1", r)
+	}
+	os.Remove(path)
+	feWait(t, "the socket file to come back", func() bool { return ino() != 0 })
+	h := feConnect(t, path)
+	h.handshake(feOpts{})
+	feWaitRunning(t, p, 1, 1)
+	feTraffic(t, p, h, 40)
+	if r := p.ControlStats().SocketRecreated; r != 2 {
+		t.Errorf("socket recreated %d times, want 2", r)
+	}
+
+	// Close removes the socket it created last.
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(path); !os.IsNotExist(err) {
+		t.Errorf("socket left after Close: %v", err)
+	}
+}
+
+// Close leaves a file that replaced the port's socket.
+func TestPortCloseKeepsReplacedFile(t *testing.T) {
+	p := feServer(t, Config{})
+	path := p.Socket()
+	os.Remove(path)
+	os.WriteFile(path, []byte("keep me"), 0o644)
+	p.Close()
+	if b, err := os.ReadFile(path); err != nil || string(b) != "keep me" {
+		t.Errorf("file after Close: %q, %v", b, err)
 	}
 }
 
