@@ -139,17 +139,11 @@ func (c *Config) normalize() error {
 	if c.Name == "" {
 		c.Name = c.Dev
 	}
-	switch {
-	case c.Queues == 0:
-		c.Queues = 1
-	case c.Queues < 0 || c.Queues > MaxQueues:
-		return fmt.Errorf("tap: %w: Queues %d: want 1..%d", ErrBadConfig, c.Queues, MaxQueues)
+	if err := ports.Range("Queues", &c.Queues, 1, 1, MaxQueues); err != nil {
+		return fmt.Errorf("tap: %w: %w", ErrBadConfig, err)
 	}
-	switch {
-	case c.MTU == 0:
-		c.MTU = 1500
-	case c.MTU < MinMTU || c.MTU > MaxMTU:
-		return fmt.Errorf("tap: %w: MTU %d: want %d..%d", ErrBadConfig, c.MTU, MinMTU, MaxMTU)
+	if err := ports.Range("MTU", &c.MTU, 1500, MinMTU, MaxMTU); err != nil {
+		return fmt.Errorf("tap: %w: %w", ErrBadConfig, err)
 	}
 	if c.MAC != nil {
 		switch {

@@ -92,17 +92,11 @@ func (c *Config) normalize() error {
 	if c.Name == "" {
 		c.Name = filepath.Base(c.Socket)
 	}
-	switch {
-	case c.QueuePairs == 0:
-		c.QueuePairs = 1
-	case c.QueuePairs < 0 || c.QueuePairs > MaxQueuePairs:
-		return fmt.Errorf("vhost-user: %w: QueuePairs %d: want 1..%d", ErrBadConfig, c.QueuePairs, MaxQueuePairs)
+	if err := ports.Range("QueuePairs", &c.QueuePairs, 1, 1, MaxQueuePairs); err != nil {
+		return fmt.Errorf("vhost-user: %w: %w", ErrBadConfig, err)
 	}
-	switch {
-	case c.MTU == 0:
-		c.MTU = 1500
-	case c.MTU < MinMTU || c.MTU > MaxMTU:
-		return fmt.Errorf("vhost-user: %w: MTU %d: want %d..%d", ErrBadConfig, c.MTU, MinMTU, MaxMTU)
+	if err := ports.Range("MTU", &c.MTU, 1500, MinMTU, MaxMTU); err != nil {
+		return fmt.Errorf("vhost-user: %w: %w", ErrBadConfig, err)
 	}
 	switch {
 	case c.SocketMode == 0:
