@@ -432,10 +432,7 @@ func (w *worker) retryPending(snap *snapshot, now uint32) {
 		w.drops.flush(&uv.st.ctr)
 	}
 	w.flush()
-	for _, idx := range w.borrowed {
-		w.pool.Put(idx)
-	}
-	w.borrowed = w.borrowed[:0]
+	w.freeBorrowed()
 }
 
 // decapFlood delivers a replicated broadcast or multicast to every local

@@ -170,10 +170,7 @@ func TestProxyAllocatesNothing(t *testing.T) {
 		w.queued[0].tx[0].N = 0
 		w.marked[w.queued[0].idx] = false
 		w.queued = w.queued[:0]
-		for _, idx := range w.borrowed {
-			w.pool.Put(idx)
-		}
-		w.borrowed = w.borrowed[:0]
+		w.freeBorrowed()
 	})
 	if n != 0 {
 		t.Fatalf("%v allocations per answered ARP request", n)
