@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 
 	"github.com/xvswitch/xvs/extensions/api"
+	"github.com/xvswitch/xvs/ring"
 )
 
 // FlowKey names a flow for the verdict cache: VSID, direction, ports of
@@ -107,7 +108,8 @@ type Cache struct {
 	entries []CacheEntry
 	mask    uint32 // of the set index
 	gen     uint32
-	victim  uint32 // round-robin replacement within a set
+	victim  uint32           // round-robin replacement within a set
+	runs    [2][runSlots]Run // by direction, then by the batch's port
 }
 
 // NewCache returns a cache of size entries (a power of two, at least 4).
@@ -164,6 +166,7 @@ func (k *FlowKey) equal(o *FlowKey) bool {
 
 // Invalidate forgets every entry.
 func (c *Cache) Invalidate() {
+	c.runs = [2][runSlots]Run{}
 	c.gen++
 	if c.gen == 0 { // wrapped: entries of generation 1 might look live again
 		clear(c.entries)
@@ -180,15 +183,112 @@ func (c *Cache) Invalidate() {
 // scalars, not an array: an array result goes through the stack in a way
 // that stalls store-to-load forwarding, which cost more than the rest.
 func RunKey(frame []byte) (k0, k1, k2, k3 uint64, ok bool) {
-	if len(frame) < 38 {
+	if len(frame) < runKeyLen {
 		return 0, 0, 0, 0, false
 	}
-	k0 = binary.LittleEndian.Uint64(frame[12:20]) & 0x00000000FFFFFFFF // EtherType, version/IHL, TOS
-	if k0&0xFFFFFF != 0x450008 {                                       // IPv4 (08 00) without options (45)
+	k0 = binary.LittleEndian.Uint64(frame[12:20]) & runMask0 // EtherType, version/IHL, TOS
+	if k0&0xFFFFFF != 0x450008 {                             // IPv4 (08 00) without options (45)
 		return 0, 0, 0, 0, false
 	}
-	k1 = binary.LittleEndian.Uint64(frame[20:28]) & 0xFFFF0000FF00FFFF // fragment, protocol, source (half)
-	k2 = binary.LittleEndian.Uint64(frame[28:36])                      // source (half), destination, source port
-	k3 = uint64(binary.LittleEndian.Uint16(frame[36:38]))              // destination port
+	k1 = binary.LittleEndian.Uint64(frame[20:28]) & runMask1 // fragment, protocol, source (half)
+	k2 = binary.LittleEndian.Uint64(frame[28:36])            // source (half), destination, source port
+	k3 = uint64(binary.LittleEndian.Uint16(frame[36:38]))    // destination port
 	return k0, k1, k2, k3, true
+}
+
+// Run is the flow of the frame a filter last let pass from the cache,
+// kept across batches, one per direction. Frames that continue it pass
+// with a few loads and compares: no key, hash or lookup. That is what
+// makes a cached filter nearly free for bulk flows.
+//
+// On ingress, a frame continues the run if its RunKey, ingress port and
+// VSID are the run's; Scan then marks it with the run's flow tag
+// (ring.Meta.Flow). On egress, a run started by a tagged frame is the
+// frames out of the same port carrying the same tag (an ingress run's
+// frames have equal flow keys, so they have equal egress keys too: the
+// stages between apply the same policy to equal keys); a run started by
+// an untagged frame is matched by RunKey as on ingress.
+//
+// The run is forgotten with the cache (Invalidate, ForgetRuns) and when
+// its entry expires.
+type Run struct {
+	k0, k1, k2, k3 uint64
+	in             uint16 // of its frames
+	port           uint16 // of its batches: ingress or egress port
+	vsid           uint32
+	expires        uint32
+	gen            uint32 // 0: no run
+	flow           uint32 // tag: written into frames (ingress), matched (egress)
+	byFlow         bool   // egress: match the tag, not the bytes
+}
+
+// runMask0 and runMask1 keep the flow's fields of the first two RunKey
+// words (see RunKey).
+const (
+	runMask0 = 0x00000000FFFFFFFF
+	runMask1 = 0xFFFF0000FF00FFFF
+)
+
+// runKeyLen is how much of a frame RunKey reads.
+const runKeyLen = 38
+
+// runSlots is how many runs a cache keeps per direction, one per batch
+// port (modulo): a worker polling a few busy ports keeps each one's run.
+const runSlots = 4
+
+// PassRun returns the live run of passing frames in direction dir for a
+// batch of port (the ingress port on ingress, the egress port on egress),
+// or nil.
+func (c *Cache) PassRun(now uint32, dir api.Direction, port uint16) *Run {
+	r := &c.runs[dir&1][port%runSlots]
+	if r.gen != c.gen || now >= r.expires || r.port != port {
+		return nil
+	}
+	return r
+}
+
+// StartPassRun makes the flow of a frame whose cached verdict e is pass
+// the run of direction dir and returns it, or nil if the frame cannot
+// start one. flow is, on ingress, a new tag for the run's frames (unique
+// among the worker's live tags) and on egress the frame's Meta.Flow.
+// Without a tag a frame starts a run only if RunKey matches it (IPv4
+// without options).
+func (c *Cache) StartPassRun(frame []byte, dir api.Direction, in, out uint16, vsid, flow uint32, e *CacheEntry) *Run {
+	if e.Verdict != api.VerdictPass {
+		return nil
+	}
+	port := in
+	if dir == api.Egress {
+		port = out
+	}
+	r := &c.runs[dir&1][port%runSlots]
+	if dir == api.Egress && flow != 0 {
+		*r = Run{port: port, expires: e.Expires, gen: c.gen, flow: flow, byFlow: true}
+		return r
+	}
+	k0, k1, k2, k3, ok := RunKey(frame)
+	if !ok {
+		return nil
+	}
+	if dir == api.Egress {
+		flow = 0 // egress frames are not tagged
+	}
+	*r = Run{k0: k0, k1: k1, k2: k2, k3: k3, in: in, port: port, vsid: vsid, expires: e.Expires, gen: c.gen, flow: flow}
+	return r
+}
+
+// Flow is the tag the run writes into its frames.
+func (r *Run) Flow() uint32 { return r.flow }
+
+// ForgetRuns forgets the runs but not the entries: the worker's flow tags
+// wrapped around, and a run's tag could name another flow.
+func (c *Cache) ForgetRuns() { c.runs = [2][runSlots]Run{} }
+
+// scanFlow is Scan for a run matched by flow tag.
+func (r *Run) scanFlow(b *ring.Batch, i int) int {
+	flow := r.flow
+	frames := b.Frames[:b.N]
+	for ; i < len(frames) && frames[i].Flow == flow; i++ {
+	}
+	return i
 }

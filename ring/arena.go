@@ -62,6 +62,10 @@ func (a *Arena) Headroom() int { return a.headroom }
 // MaxData is the largest frame that fits after the headroom.
 func (a *Arena) MaxData() int { return a.frameSize - a.headroom }
 
+// Memory is the whole arena: buffer idx is at idx*FrameSize(). Loops over
+// many frames index it directly instead of slicing each buffer.
+func (a *Arena) Memory() []byte { return a.mem }
+
 // Buffer returns the whole buffer idx, headroom included. The slice aliases
 // the arena; the caller must own idx.
 func (a *Arena) Buffer(idx uint32) []byte {

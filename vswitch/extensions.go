@@ -105,9 +105,34 @@ type extData struct {
 	fwd       []fwdDecision
 	resume    *ring.Batch
 	key       extensions.FlowKey
-	nowNs     int64
+	nowNs     int64 // this round's time (0: not read yet; see now)
 	lastScan  int64
 	lastChain []*extView
+	flowTag   uint32 // the last ring.Meta.Flow handed out
+}
+
+// newFlowTag returns a tag for a new ingress run. When the tags wrap,
+// every run is forgotten: an old run's tag could come back for another
+// flow.
+func (w *worker) newFlowTag() uint32 {
+	e := &w.ext
+	e.flowTag++
+	if e.flowTag == 0 {
+		e.flowTag = 1
+		for _, x := range e.lastChain {
+			x.st.workers[w.id].cache.ForgetRuns()
+		}
+	}
+	return e.flowTag
+}
+
+// now is the time of this round, read once when first needed: a round in
+// which every frame hits the cache needs no clock.
+func (d *extData) now() int64 {
+	if d.nowNs == 0 {
+		d.nowNs = time.Now().UnixNano()
+	}
+	return d.nowNs
 }
 
 func (d *extData) init(a *ring.Arena) {
@@ -156,7 +181,7 @@ func (w *worker) capture(x *extView, xw *extWorker, ch *extensions.Channel, b *r
 		return false
 	}
 	r := &ch.Down
-	t := w.ext.nowNs
+	t := w.ext.now()
 	n := 0
 	for i := range b.N {
 		d, slot, ok := r.Reserve()
@@ -209,78 +234,83 @@ func (w *worker) filter(x *extView, xw *extWorker, inst *extensions.Instance, ch
 	}
 	var hits, misses, sent, dropped, busy uint64
 	key := &w.ext.key
+	// Frames of the flow that last passed (the run) go through Scan in a
+	// tight loop; the others one by one.
+	var run *extensions.Run
+	if !x.every && b.N > 0 {
+		port := out
+		if dir == api.Ingress {
+			port = b.Frames[0].InPort // a batch on ingress comes from one port
+		}
+		run = xw.cache.PassRun(now, dir, port)
+	}
 	kept := 0
-	// The run: the previous frame's run key and cached verdict, reused by
-	// the frames of the same flow that follow it.
-	var run0, run1, run2, run3 uint64
-	var runIn uint16
-	var runVSID uint32
-	var runEntry extensions.CacheEntry
-	inRun := false
-	for i := range b.N {
+	for i := 0; i < b.N; {
+		if run != nil {
+			if j := run.Scan(b, i); j > i {
+				hits += uint64(j - i)
+				if kept != i {
+					for ; i < j; i++ {
+						b.Frames[kept], b.Frames[i] = b.Frames[i], b.Frames[kept]
+						kept++
+					}
+				} else {
+					kept, i = j, j
+				}
+				if i == b.N {
+					break
+				}
+			}
+		}
 		f := &b.Frames[i]
-		{
-			data := b.Data(i)
-			rk0, rk1, rk2, rk3, rok := extensions.RunKey(data)
-			if inRun && rok && rk0 == run0 && rk1 == run1 && rk2 == run2 && rk3 == run3 &&
-				f.InPort == runIn && f.VSID == runVSID {
+		data := b.Data(i)
+		i++
+		extensions.MakeFlowKey(key, data, f.VSID, dir, f.InPort, out)
+		h := key.Hash()
+		if !x.every {
+			if e := xw.cache.Lookup(key, h, now); e != nil {
+				if e.Verdict == extensions.VerdictPending {
+					// asked already: wait for that verdict
+					if !w.park(x, inst, ch, f, data, dir, out, h, false) {
+						busy++
+						drops[DropExtensionBusy]++
+					}
+					continue
+				}
 				hits++
-				switch runEntry.Verdict {
+				switch e.Verdict {
 				case api.VerdictDrop:
 					dropped++
 					drops[DropExtension]++
 					continue
 				case api.VerdictForward:
-					f.Fwd = w.decide(runEntry.Verdict, runEntry.Flags, runEntry.NPorts, &runEntry.Ports, f.InPort)
+					f.Fwd = w.decide(e.Verdict, e.Flags, e.NPorts, &e.Ports, f.InPort)
+				case api.VerdictPass:
+					flow := f.Flow
+					if dir == api.Ingress {
+						flow = w.newFlowTag()
+					}
+					if run = xw.cache.StartPassRun(data, dir, f.InPort, out, f.VSID, flow, e); run != nil && dir == api.Ingress {
+						f.Flow = flow
+					}
 				}
-				goto keep
-			}
-			inRun = false
-			extensions.MakeFlowKey(key, data, f.VSID, dir, f.InPort, out)
-			h := key.Hash()
-			if !x.every {
-				if e := xw.cache.Lookup(key, h, now); e != nil {
-					if e.Verdict == extensions.VerdictPending {
-						// asked already: wait for that verdict
-						if !w.park(x, inst, ch, f, data, dir, out, h, false) {
-							busy++
-							drops[DropExtensionBusy]++
-						}
-						continue
-					}
-					hits++
-					if rok {
-						inRun, runIn, runVSID, runEntry = true, f.InPort, f.VSID, *e
-						run0, run1, run2, run3 = rk0, rk1, rk2, rk3
-					}
-					switch e.Verdict {
-					case api.VerdictDrop:
-						dropped++
-						drops[DropExtension]++
-						continue
-					case api.VerdictForward:
-						f.Fwd = w.decide(e.Verdict, e.Flags, e.NPorts, &e.Ports, f.InPort)
-					}
-					goto keep
+				if k := i - 1; k != kept {
+					b.Frames[kept], b.Frames[k] = b.Frames[k], b.Frames[kept]
 				}
-				misses++
-			}
-			if !w.park(x, inst, ch, f, data, dir, out, h, true) {
-				busy++
-				drops[DropExtensionBusy]++
+				kept++
 				continue
 			}
-			if !x.every {
-				xw.cache.Slot(key, h, now, now+pendingTTL).Verdict = extensions.VerdictPending
-			}
-			sent++
+			misses++
+		}
+		if !w.park(x, inst, ch, f, data, dir, out, h, true) {
+			busy++
+			drops[DropExtensionBusy]++
 			continue
 		}
-	keep:
-		if i != kept {
-			b.Frames[kept], b.Frames[i] = b.Frames[i], b.Frames[kept]
+		if !x.every {
+			xw.cache.Slot(key, h, now, now+pendingTTL).Verdict = extensions.VerdictPending
 		}
-		kept++
+		sent++
 	}
 	b.N = kept
 	c := &x.st.ext.Counters
@@ -326,10 +356,11 @@ func (w *worker) park(x *extView, inst *extensions.Instance, ch *extensions.Chan
 	e.free = e.free[:len(e.free)-1]
 	e.nparked++
 	p := &e.parked[pi]
-	*p = parkedFrame{f: *f, st: x.st, inst: inst, tag: e.tag, dir: dir, out: out, sent: e.nowNs, key: e.key, hash: h, slot: pi, inUse: true, cached: !x.every, gen: x.st.workers[w.id].gen}
+	*p = parkedFrame{f: *f, st: x.st, inst: inst, tag: e.tag, dir: dir, out: out, sent: e.now(), key: e.key, hash: h, slot: pi, inUse: true, cached: !x.every, gen: x.st.workers[w.id].gen}
 	p.f.Index = idx
 	p.f.Offset = uint16(w.arena.Headroom())
 	p.f.Fwd = 0
+	p.f.Flow = 0 // its verdict may modify it: no longer one of a run
 	copy(w.arena.Buffer(idx)[p.f.Offset:], data)
 	if ask {
 		w.ask(ch, p, data)
@@ -343,11 +374,11 @@ func (w *worker) ask(ch *extensions.Channel, p *parkedFrame, data []byte) {
 	d, slot, _ := ch.Down.Reserve()
 	n := copy(slot, data)
 	d.Cookie = uint64(p.tag)<<32 | uint64(p.slot)
-	d.Time, d.Len, d.OrigLen = w.ext.nowNs, uint32(n), uint32(len(data))
+	d.Time, d.Len, d.OrigLen = w.ext.now(), uint32(n), uint32(len(data))
 	d.VSID, d.InPort, d.OutPort = p.f.VSID, p.f.InPort, p.out
 	d.Type, d.Dir = api.TypeRequest, uint8(p.dir)
 	p.asked = true
-	p.sent = w.ext.nowNs
+	p.sent = w.ext.now()
 }
 
 // decide records a forwarding decision for the current pipeline run and
@@ -394,7 +425,7 @@ func (w *worker) pollExtensions(snap *snapshot, now uint32) {
 	if len(snap.chain) == 0 && e.nparked == 0 && len(e.lastChain) == 0 {
 		return
 	}
-	e.nowNs = time.Now().UnixNano()
+	e.nowNs = 0
 	if !sameChain(snap.chain, e.lastChain) {
 		w.chainChanged(snap, now)
 	}
@@ -421,8 +452,8 @@ func (w *worker) pollExtensions(snap *snapshot, now uint32) {
 		}
 		ch.Up.Release()
 	}
-	if e.nparked > 0 && e.nowNs-e.lastScan > int64(time.Millisecond) {
-		e.lastScan = e.nowNs
+	if e.nparked > 0 && e.now()-e.lastScan > int64(time.Millisecond) {
+		e.lastScan = e.now()
 		w.checkDeadlines(snap)
 	}
 }
@@ -492,7 +523,7 @@ func (w *worker) release(snap *snapshot, p *parkedFrame, pass bool, now uint32) 
 	k := chainPos(snap, p.st)
 	w.unpark(p)
 	if !pass {
-		w.dropParked(snap, &f, DropExtensionFailed)
+		w.dropParked(snap, &f, p.dropPort(), DropExtensionFailed)
 		return
 	}
 	w.resume(snap, f, p.dir, p.out, k, now)
@@ -506,13 +537,22 @@ func (w *worker) unpark(p *parkedFrame) {
 	e.nparked--
 }
 
-// dropParked counts a parked frame's drop on its ingress port and frees
-// its buffer.
-func (w *worker) dropParked(snap *snapshot, f *ring.Frame, why DropReason) {
-	if int(f.InPort) < len(snap.views) && snap.views[f.InPort] != nil {
-		snap.views[f.InPort].st.ctr.drops[why].Add(1)
+// dropParked counts a parked frame's drop on port and frees its buffer.
+func (w *worker) dropParked(snap *snapshot, f *ring.Frame, port uint16, why DropReason) {
+	if int(port) < len(snap.views) && snap.views[port] != nil {
+		snap.views[port].st.ctr.drops[why].Add(1)
 	}
 	w.pool.Put(f.Index)
+}
+
+// dropPort is the port a parked frame's drop is counted on: where it was
+// going on egress (as a cached egress verdict's drop is), where it came
+// from on ingress.
+func (p *parkedFrame) dropPort() uint16 {
+	if p.dir == api.Egress {
+		return p.out
+	}
+	return p.f.InPort
 }
 
 // resume sends a frame on from chain position k (its extension's; -1: the
@@ -524,7 +564,7 @@ func (w *worker) resume(snap *snapshot, f ring.Frame, dir api.Direction, out uin
 	w.borrowed = append(w.borrowed, f.Index) // freed when the pipeline run ends
 	if dir == api.Egress {
 		if int(out) >= len(snap.views) || snap.views[out] == nil {
-			w.dropParked(snap, &f, DropPortError) // the port left while the frame waited
+			w.dropParked(snap, &f, f.InPort, DropPortError) // the port left while the frame waited
 			w.borrowed = w.borrowed[:len(w.borrowed)-1]
 			return
 		}
@@ -565,7 +605,7 @@ func (w *worker) verdict(snap *snapshot, x *extView, k int, xw *extWorker, ch *e
 		return
 	}
 	p := &e.parked[pi]
-	c.ObserveLatency(e.nowNs - p.sent)
+	c.ObserveLatency(e.now() - p.sent)
 	f := p.f
 	// A verdict decided under rules the extension has replaced since is
 	// applied to this frame but not cached.
@@ -581,7 +621,7 @@ func (w *worker) verdict(snap *snapshot, x *extView, k int, xw *extWorker, ch *e
 		if !ok || len(data) < 14 || len(data) > room {
 			c.Invalid.Add(1)
 			w.unpark(p)
-			w.dropParked(snap, &f, DropExtensionInvalid)
+			w.dropParked(snap, &f, p.dropPort(), DropExtensionInvalid)
 			return
 		}
 		copy(w.arena.Buffer(f.Index)[f.Offset:], data)
@@ -592,14 +632,14 @@ func (w *worker) verdict(snap *snapshot, x *extView, k int, xw *extWorker, ch *e
 		if x.kind != api.KindForward || d.NPorts > api.MaxPorts {
 			c.Invalid.Add(1)
 			w.unpark(p)
-			w.dropParked(snap, &f, DropExtensionInvalid)
+			w.dropParked(snap, &f, p.dropPort(), DropExtensionInvalid)
 			return
 		}
 		c.Forwarded.Add(1)
 	default:
 		c.Invalid.Add(1)
 		w.unpark(p)
-		w.dropParked(snap, &f, DropExtensionInvalid)
+		w.dropParked(snap, &f, p.dropPort(), DropExtensionInvalid)
 		return
 	}
 	key, hash := p.key, p.hash
@@ -628,10 +668,10 @@ func (w *worker) verdict(snap *snapshot, x *extView, k int, xw *extWorker, ch *e
 // apply ends a parked frame's wait with verdict d (already checked): drop,
 // or resume with f (which may carry a modified frame) after extension k.
 func (w *worker) apply(snap *snapshot, p *parkedFrame, f ring.Frame, d *api.Desc, k int, now uint32) {
-	dir, out := p.dir, p.out
+	dir, out, port := p.dir, p.out, p.dropPort()
 	w.unpark(p)
 	if d.Verdict == api.VerdictDrop {
-		w.dropParked(snap, &f, DropExtension)
+		w.dropParked(snap, &f, port, DropExtension)
 		return
 	}
 	if d.Verdict == api.VerdictForward {
@@ -682,7 +722,7 @@ func (w *worker) checkDeadlines(snap *snapshot) {
 		if k < 0 {
 			continue
 		}
-		if e.nowNs-p.sent > snap.chain[k].deadline {
+		if e.now()-p.sent > snap.chain[k].deadline {
 			p.st.ext.Counters.DeadlineMiss.Add(1)
 			p.inst.Fail("verdict deadline missed (" + time.Duration(snap.chain[k].deadline).String() + ")")
 		}

@@ -200,6 +200,66 @@ func TestExtensionACL(t *testing.T) {
 	r.expectVia("vm1", "vm2", to8, 0)
 }
 
+// TestExtensionACLRuns interleaves flows in each batch, with rules that
+// differ by direction: a verdict reused for the frames of a run (ingress by
+// their bytes, egress by the run's flow tag) must never carry over to
+// another flow or to the other direction.
+func TestExtensionACLRuns(t *testing.T) {
+	r := extRig(t)
+	rules := filepath.Join(t.TempDir(), "acl.yaml")
+	writeRules(t, rules, "default: allow\nrules:\n"+
+		"  - action: deny\n    direction: egress\n    protocol: udp\n    dport: 7\n"+
+		"  - action: deny\n    direction: ingress\n    protocol: udp\n    dport: 9\n")
+	r.load(extensions.Config{Name: "acl", Path: plugin(t, "extensions/examples/aclfilter"),
+		Settings: map[string]string{"rules": rules}})
+	a := extUDP(macB, macA, "10.0.0.1", "10.0.0.2", 1000, 8, 8)       // passes
+	egress7 := extUDP(macB, macA, "10.0.0.1", "10.0.0.2", 1000, 7, 8) // passes ingress, denied on egress
+	ingress9 := extUDP(macB, macA, "10.0.0.1", "10.0.0.2", 1000, 9, 8)
+	d := extUDP(macB, macA, "10.0.0.1", "10.0.0.2", 1001, 8, 8) // passes
+	var batch [][]byte
+	for _, run := range []struct {
+		f []byte
+		n int
+	}{{a, 4}, {egress7, 3}, {a, 2}, {ingress9, 2}, {d, 3}, {a, 1}} {
+		for range run.n {
+			batch = append(batch, run.f)
+		}
+	}
+	const rounds = 5
+	for round := range rounds {
+		r.p["vm1"].Inject(batch...)
+		got, err := r.p["vm2"].WaitSent(10, 2*time.Second)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		time.Sleep(30 * time.Millisecond)
+		got = append(got, r.p["vm2"].Sent()...)
+		var na, nd int
+		for _, f := range got {
+			switch {
+			case bytes.Equal(f, a):
+				na++
+			case bytes.Equal(f, d):
+				nd++
+			default:
+				t.Fatalf("round %d: a frame of a denied flow arrived (UDP port %d)", round, binary.BigEndian.Uint16(f[36:]))
+			}
+		}
+		if na != 7 || nd != 3 {
+			t.Fatalf("round %d: %d frames of flow a (want 7) and %d of flow d (want 3)", round, na, nd)
+		}
+	}
+	if n := r.drops("vm1", DropExtension); n != 2*rounds {
+		t.Errorf("extension-drop on vm1 (ingress, port 9) = %d, want %d", n, 2*rounds)
+	}
+	if n := r.drops("vm2", DropExtension); n != 3*rounds {
+		t.Errorf("extension-drop on vm2 (egress, port 7) = %d, want %d", n, 3*rounds)
+	}
+	if c := r.extInfo("acl").Counters; c["cache-hits"] == 0 || c["sent"] > 2*4 {
+		t.Errorf("cache-hits %d, sent %d: want hits and at most one request per flow and direction", c["cache-hits"], c["sent"])
+	}
+}
+
 func TestExtensionMirror(t *testing.T) {
 	r := extRig(t)
 	r.addPort("vm3", 5002)

@@ -205,7 +205,7 @@ func (w *worker) ingress(v *portView, b *ring.Batch) {
 			w.drops[DropMalformed]++
 			continue
 		}
-		f.InPort, f.VSID, f.Hash, f.Fwd = in, vsid, 0, 0
+		f.InPort, f.VSID, f.Hash, f.Fwd, f.Flow = in, vsid, 0, 0, 0
 		if i != kept {
 			// Swap, not copy: each slot keeps a distinct buffer.
 			b.Frames[kept], b.Frames[i] = b.Frames[i], b.Frames[kept]
