@@ -201,8 +201,9 @@ func RunKey(frame []byte) (k0, k1, k2, k3 uint64, ok bool) {
 // with a few loads and compares: no key, hash or lookup. That is what
 // makes a cached filter nearly free for bulk flows.
 //
-// On ingress, a frame continues the run if its RunKey, ingress port and
-// VSID are the run's; Scan then marks it with the run's flow tag
+// On ingress, a frame continues the run if its RunKey is the run's (the
+// frames of an ingress batch share their port and VSID, checked once per
+// batch); Scan then marks it with the run's flow tag
 // (ring.Meta.Flow). On egress, a run started by a tagged frame is the
 // frames out of the same port carrying the same tag (an ingress run's
 // frames have equal flow keys, so they have equal egress keys too: the
@@ -219,7 +220,8 @@ type Run struct {
 	expires        uint32
 	gen            uint32 // 0: no run
 	flow           uint32 // tag: written into frames (ingress), matched (egress)
-	byFlow         bool   // egress: match the tag, not the bytes
+	ingress        bool
+	byFlow         bool // egress: match the tag, not the bytes
 }
 
 // runMask0 and runMask1 keep the flow's fields of the first two RunKey
@@ -273,7 +275,7 @@ func (c *Cache) StartPassRun(frame []byte, dir api.Direction, in, out uint16, vs
 	if dir == api.Egress {
 		flow = 0 // egress frames are not tagged
 	}
-	*r = Run{k0: k0, k1: k1, k2: k2, k3: k3, in: in, port: port, vsid: vsid, expires: e.Expires, gen: c.gen, flow: flow}
+	*r = Run{k0: k0, k1: k1, k2: k2, k3: k3, in: in, port: port, vsid: vsid, expires: e.Expires, gen: c.gen, flow: flow, ingress: dir == api.Ingress}
 	return r
 }
 

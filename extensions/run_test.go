@@ -55,8 +55,6 @@ func TestRunScan(t *testing.T) {
 		{"IP options", with(func(f []byte) { f[14] = 0x46 }), 1, 5001, false},
 		{"not IPv4", with(func(f []byte) { f[13] = 0xDD }), 1, 5001, false},
 		{"truncated", base[:37], 1, 5001, false},
-		{"other ingress port", base, 2, 5001, false},
-		{"other VSID", base, 1, 5002, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := NewCache(16)
@@ -82,6 +80,39 @@ func TestRunScan(t *testing.T) {
 				t.Errorf("frame %d outside the run got flow tag %d", want, b.Frames[want].Flow)
 			}
 		})
+	}
+}
+
+// TestRunScanEgressBytes: an egress run of untagged frames (from ports
+// without the filter on ingress) compares the ingress port and VSID of
+// each frame too: an egress batch mixes ports.
+func TestRunScanEgressBytes(t *testing.T) {
+	f := ipv4UDP(1000, 53, 0)
+	for _, tc := range []struct {
+		name string
+		in   uint16
+		vsid uint32
+		want int
+	}{{"same port and VSID", 1, 5001, 3}, {"other ingress port", 2, 5001, 1}, {"other VSID", 1, 5002, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewCache(16)
+			b := runBatch(t, 1, 5001, f, f, f)
+			b.Frames[1].InPort, b.Frames[1].VSID = tc.in, tc.vsid
+			r := c.StartPassRun(b.Data(0), api.Egress, 1, 2, 5001, 0, passEntry)
+			if got := r.Scan(b, 1); got != tc.want {
+				t.Fatalf("Scan stopped at %d, want %d", got, tc.want)
+			}
+		})
+	}
+	// An ingress run is only for batches of its port, in its VSID.
+	c := NewCache(16)
+	c.StartPassRun(f, api.Ingress, 1, api.NoPort, 5001, 1, passEntry)
+	if c.PassRun(1, api.Ingress, 2) != nil {
+		t.Error("ingress run of port 1 found for a batch of port 2")
+	}
+	b := runBatch(t, 1, 5002, f, f)
+	if got := c.PassRun(1, api.Ingress, 1).Scan(b, 0); got != 0 {
+		t.Errorf("ingress run of VSID 5001 matched %d frames of a VSID 5002 batch", got)
 	}
 }
 

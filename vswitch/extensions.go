@@ -46,6 +46,7 @@ type extWorker struct {
 	inst          *extensions.Instance // the instance whose rings this worker is attached to
 	gen           uint64               // the instance's generation last seen
 	skip, backoff int                  // capture: batches to skip, and the next skip, after a full ring
+	draining      bool                 // capture: the ring was full; wait until half of it is free
 	policy        uint64               // the WNV policy version the cache was filled under
 }
 
@@ -181,6 +182,20 @@ func (w *worker) capture(x *extView, xw *extWorker, ch *extensions.Channel, b *r
 		return false
 	}
 	r := &ch.Down
+	if xw.draining {
+		// The ring filled up: write again only once the extension has
+		// taken half of it. Copies then go out in bursts into slots it
+		// let go of long ago, rather than one by one into the lines it
+		// has just read, each of which would cost a transfer between
+		// the two cores.
+		if r.Free() < r.Cap()/2 {
+			c.CaptureDrops.Add(uint64(b.N))
+			xw.backoff = min(max(2*xw.backoff, 1), maxCaptureSkip)
+			xw.skip = xw.backoff
+			return false
+		}
+		xw.draining = false
+	}
 	t := w.ext.now()
 	n := 0
 	for i := range b.N {
@@ -204,6 +219,7 @@ func (w *worker) capture(x *extView, xw *extWorker, ch *extensions.Channel, b *r
 		c.CaptureDrops.Add(uint64(lost))
 		xw.backoff = min(max(2*xw.backoff, 1), maxCaptureSkip)
 		xw.skip = xw.backoff
+		xw.draining = true
 	} else {
 		xw.backoff = 0
 	}

@@ -80,6 +80,9 @@ func (r *Ring) Reserve() (d *api.Desc, slot []byte, ok bool) {
 // Publish makes every reserved descriptor visible to the consumer.
 func (r *Ring) Publish() { atomic.StoreUint32(r.prod, r.head) }
 
+// Cap is the number of descriptors in the ring.
+func (r *Ring) Cap() int { return int(r.mask + 1) }
+
 // Free is the number of descriptors the producer could reserve now.
 func (r *Ring) Free() int {
 	r.cached = atomic.LoadUint32(r.cons)
