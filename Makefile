@@ -85,6 +85,12 @@ bench-wnv: build
 
 .PHONY: bench-wnv
 
+# Extension overhead: none / pcapcapture / aclfilter (cached), interleaved rounds.
+bench-extensions:
+	bench/extensions.sh
+
+.PHONY: bench-extensions
+
 # vhost-user against TAP ports and a direct DPDK pair, 64B, dpdk-testpmd.
 bench-vhostuser: build
 	BIN=$(BIN) bench/vhostuser.sh

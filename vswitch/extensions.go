@@ -29,6 +29,10 @@ const maxParked = 256
 // cacheEntries is the size of each worker's verdict cache per extension.
 const cacheEntries = 4096
 
+// maxShortRuns is how many runs of no frame a filter tolerates in one
+// batch before it stops starting runs for the rest of it.
+const maxShortRuns = 4
+
 // pendingTTL bounds, in seconds, how long a flow's later frames wait for
 // a verdict asked for its first frame before asking again.
 const pendingTTL = 2
@@ -261,9 +265,18 @@ func (w *worker) filter(x *extView, xw *extWorker, inst *extensions.Instance, ch
 		run = xw.cache.PassRun(now, dir, port)
 	}
 	kept := 0
+	// Runs that end at once (flows interleaved frame by frame) cost more
+	// than they save: after a few, the rest of the batch goes without.
+	shortRuns := 0
 	for i := 0; i < b.N; {
 		if run != nil {
-			if j := run.Scan(b, i); j > i {
+			j := run.Scan(b, i)
+			if j == i {
+				if shortRuns++; shortRuns == maxShortRuns {
+					run = nil
+				}
+			}
+			if j > i {
 				hits += uint64(j - i)
 				if kept != i {
 					for ; i < j; i++ {
@@ -302,6 +315,9 @@ func (w *worker) filter(x *extView, xw *extWorker, inst *extensions.Instance, ch
 				case api.VerdictForward:
 					f.Fwd = w.decide(e.Verdict, e.Flags, e.NPorts, &e.Ports, f.InPort)
 				case api.VerdictPass:
+					if shortRuns >= maxShortRuns {
+						break
+					}
 					flow := f.Flow
 					if dir == api.Ingress {
 						flow = w.newFlowTag()
@@ -456,7 +472,8 @@ func (w *worker) pollExtensions(snap *snapshot, now uint32) {
 		}
 		ch := inst.Channel(w.id)
 		var d api.Desc
-		for n := 0; n < 4*ring.BatchSize && ch.Up.Next(&d); n++ {
+		n := 0
+		for ; n < 4*ring.BatchSize && ch.Up.Next(&d); n++ {
 			switch d.Type {
 			case api.TypeVerdict:
 				w.verdict(snap, x, k, xw, ch, &d, now)
@@ -466,7 +483,9 @@ func (w *worker) pollExtensions(snap *snapshot, now uint32) {
 				x.st.ext.Counters.Invalid.Add(1)
 			}
 		}
-		ch.Up.Release()
+		if n > 0 {
+			ch.Up.Release() // a store the extension would see: only when there is news
+		}
 	}
 	if e.nparked > 0 && e.now()-e.lastScan > int64(time.Millisecond) {
 		e.lastScan = e.now()
