@@ -83,7 +83,6 @@ func (k *FlowKey) Hash() uint32 {
 // CacheEntry is one cached verdict.
 type CacheEntry struct {
 	Gen     uint32 // cache generation it was stored in; 0: empty
-	Hash    uint32 // of Key: most misses stop here
 	Key     FlowKey
 	Expires uint32 // switch clock (seconds)
 	Verdict uint8
@@ -103,8 +102,11 @@ const cacheWays = 4
 
 // Cache is a set-associative table of verdicts, owned by one worker for
 // one extension: no locks. Invalidate is O(1): entries of an older
-// generation are misses.
+// generation are misses. The hashes of a set's entries sit together in
+// tags, 16 bytes a set, so a lookup compares all four at once and touches
+// only the entry that matches.
 type Cache struct {
+	tags    []uint32 // per entry, cacheWays a set: the hash of its key
 	entries []CacheEntry
 	mask    uint32 // of the set index
 	gen     uint32
@@ -115,16 +117,19 @@ type Cache struct {
 // NewCache returns a cache of size entries (a power of two, at least 4).
 func NewCache(size int) *Cache {
 	size = max(size, cacheWays)
-	return &Cache{entries: make([]CacheEntry, size), mask: uint32(size/cacheWays - 1), gen: 1}
+	return &Cache{tags: make([]uint32, size), entries: make([]CacheEntry, size), mask: uint32(size/cacheWays - 1), gen: 1}
 }
 
 // Lookup returns the live entry for k (hash h), or nil.
 func (c *Cache) Lookup(k *FlowKey, h, now uint32) *CacheEntry {
-	set := c.entries[(h&c.mask)*cacheWays:][:cacheWays]
-	for i := range set {
-		e := &set[i]
-		if e.Hash == h && e.Gen == c.gen && e.Key.equal(k) && now < e.Expires {
-			return e
+	base := (h & c.mask) * cacheWays
+	t := (*[cacheWays]uint32)(c.tags[base:])
+	for w := range uint32(cacheWays) {
+		if t[w] == h {
+			e := &c.entries[base+w]
+			if e.Gen == c.gen && e.Key.equal(k) && now < e.Expires {
+				return e
+			}
 		}
 	}
 	return nil
@@ -133,27 +138,31 @@ func (c *Cache) Lookup(k *FlowKey, h, now uint32) *CacheEntry {
 // Slot returns the entry to overwrite for k (hash h), already keyed: its
 // own entry if present, else a free or expired one, else the next victim.
 func (c *Cache) Slot(k *FlowKey, h, now, expires uint32) *CacheEntry {
-	set := c.entries[(h&c.mask)*cacheWays:][:cacheWays]
-	var e *CacheEntry
+	base := (h & c.mask) * cacheWays
+	set := c.entries[base : base+cacheWays]
+	tags := c.tags[base : base+cacheWays]
+	w := -1
 	for i := range set {
-		if set[i].Gen == c.gen && set[i].Hash == h && set[i].Key.equal(k) {
-			e = &set[i]
+		if set[i].Gen == c.gen && tags[i] == h && set[i].Key.equal(k) {
+			w = i
 			break
 		}
 	}
-	if e == nil {
+	if w < 0 {
 		for i := range set {
 			if set[i].Gen != c.gen || now >= set[i].Expires {
-				e = &set[i]
+				w = i
 				break
 			}
 		}
 	}
-	if e == nil {
+	if w < 0 {
 		c.victim++
-		e = &set[c.victim%cacheWays]
+		w = int(c.victim % cacheWays)
 	}
-	e.Key, e.Gen, e.Hash, e.Expires = *k, c.gen, h, expires
+	e := &set[w]
+	tags[w] = h
+	e.Key, e.Gen, e.Expires = *k, c.gen, expires
 	return e
 }
 
