@@ -51,7 +51,27 @@ type extWorker struct {
 	gen           uint64               // the instance's generation last seen
 	skip, backoff int                  // capture: batches to skip, and the next skip, after a full ring
 	draining      bool                 // capture: the ring was full; wait until half of it is free
-	policy        uint64               // the WNV policy version the cache was filled under
+	// Counts not yet added to the extension's counters: the busiest ones
+	// are kept here per batch and added once a round (flushCounts), so a
+	// batch costs no atomic add.
+	hits, captured, captureDrops uint64
+	policy                       uint64 // the WNV policy version the cache was filled under
+}
+
+// flushCounts adds the counts kept since the last round to c.
+func (xw *extWorker) flushCounts(c *extensions.Counters) {
+	if xw.hits > 0 {
+		c.CacheHits.Add(xw.hits)
+		xw.hits = 0
+	}
+	if xw.captured > 0 {
+		c.Captured.Add(xw.captured)
+		xw.captured = 0
+	}
+	if xw.captureDrops > 0 {
+		c.CaptureDrops.Add(xw.captureDrops)
+		xw.captureDrops = 0
+	}
 }
 
 // extView is an extension in a snapshot's chain.
@@ -179,10 +199,9 @@ func (w *worker) runExtension(x *extView, b *ring.Batch, dir api.Direction, out 
 // asking a busy ring for room costs a cache miss on the consumer's index,
 // which would make a slow capture slow forwarding down.
 func (w *worker) capture(x *extView, xw *extWorker, ch *extensions.Channel, b *ring.Batch, dir api.Direction, out uint16) (published bool) {
-	c := &x.st.ext.Counters
 	if xw.skip > 0 {
 		xw.skip--
-		c.CaptureDrops.Add(uint64(b.N))
+		xw.captureDrops += uint64(b.N)
 		return false
 	}
 	r := &ch.Down
@@ -193,7 +212,7 @@ func (w *worker) capture(x *extView, xw *extWorker, ch *extensions.Channel, b *r
 		// has just read, each of which would cost a transfer between
 		// the two cores.
 		if r.Free() < r.Cap()/2 {
-			c.CaptureDrops.Add(uint64(b.N))
+			xw.captureDrops += uint64(b.N)
 			xw.backoff = min(max(2*xw.backoff, 1), maxCaptureSkip)
 			xw.skip = xw.backoff
 			return false
@@ -217,10 +236,10 @@ func (w *worker) capture(x *extView, xw *extWorker, ch *extensions.Channel, b *r
 	}
 	if n > 0 {
 		r.Publish()
-		c.Captured.Add(uint64(n))
+		xw.captured += uint64(n)
 	}
 	if lost := b.N - n; lost > 0 {
-		c.CaptureDrops.Add(uint64(lost))
+		xw.captureDrops += uint64(lost)
 		xw.backoff = min(max(2*xw.backoff, 1), maxCaptureSkip)
 		xw.skip = xw.backoff
 		xw.draining = true
@@ -346,9 +365,7 @@ func (w *worker) filter(x *extView, xw *extWorker, inst *extensions.Instance, ch
 	}
 	b.N = kept
 	c := &x.st.ext.Counters
-	if hits > 0 {
-		c.CacheHits.Add(hits)
-	}
+	xw.hits += hits
 	if misses > 0 {
 		c.CacheMisses.Add(misses)
 	}
@@ -439,6 +456,7 @@ func (w *worker) extIngress(snap *snapshot, v *portView, b *ring.Batch, from int
 // extEgress runs the egress chain, in reverse, from position from down to
 // 0 over a batch leaving on st.
 func (w *worker) extEgress(snap *snapshot, st *portState, b *ring.Batch, from int, now uint32) {
+	n := b.N
 	for k := from; k >= 0 && b.N > 0; k-- {
 		x := snap.chain[k]
 		if x.dirs&extensions.DirEgress == 0 || x.kind == api.KindForward || !x.sees(st.idx, st.vsid) {
@@ -446,7 +464,9 @@ func (w *worker) extEgress(snap *snapshot, st *portState, b *ring.Batch, from in
 		}
 		w.runExtension(x, b, api.Egress, st.idx, now, &w.egressDrops)
 	}
-	w.egressDrops.flush(&st.ctr)
+	if b.N != n { // nothing to count unless frames left the batch
+		w.egressDrops.flush(&st.ctr)
+	}
 }
 
 // pollExtensions attaches to new instances, reads verdicts and injected
@@ -463,6 +483,7 @@ func (w *worker) pollExtensions(snap *snapshot, now uint32) {
 	}
 	for k, x := range snap.chain {
 		xw := x.st.workers[w.id]
+		xw.flushCounts(&x.st.ext.Counters)
 		inst := x.st.ext.Live()
 		if inst != xw.inst {
 			w.attach(snap, x, xw, inst, now)
@@ -509,6 +530,9 @@ func sameChain(a, b []*extView) bool {
 // extensions no longer in the chain (unloaded or disabled): they go on as
 // if the extension were absent.
 func (w *worker) chainChanged(snap *snapshot, now uint32) {
+	for _, x := range w.ext.lastChain { // counts of extensions leaving the chain
+		x.st.workers[w.id].flushCounts(&x.st.ext.Counters)
+	}
 	w.ext.lastChain = snap.chain
 	// Ports, VSIDs or the chain changed: verdicts may depend on them.
 	for _, x := range snap.chain {
