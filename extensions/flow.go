@@ -2,6 +2,7 @@ package extensions
 
 import (
 	"encoding/binary"
+	"math/bits"
 
 	"github.com/xvswitch/xvs/extensions/api"
 	"github.com/xvswitch/xvs/ring"
@@ -83,6 +84,7 @@ func (k *FlowKey) Hash() uint32 {
 // CacheEntry is one cached verdict.
 type CacheEntry struct {
 	Gen     uint32 // cache generation it was stored in; 0: empty
+	Tag     uint32 // on ingress, the flow tag its frames carry on (ring.Meta.Flow); 0: none
 	Key     FlowKey
 	Expires uint32 // switch clock (seconds)
 	Verdict uint8
@@ -112,12 +114,28 @@ type Cache struct {
 	gen     uint32
 	victim  uint32           // round-robin replacement within a set
 	runs    [2][runSlots]Run // by direction, then by the batch's port
+	byTag   []tagEntry       // egress verdicts by flow tag and egress port
+	tagBits uint32
+}
+
+// tagEntry is an egress verdict for the frames that carry an ingress
+// flow tag and leave by one port. Such frames have equal egress keys
+// (see Run), so the verdict of one is the verdict of all: an egress
+// filter finds it with one load instead of a key, a hash and a lookup.
+type tagEntry struct {
+	tag     uint32
+	gen     uint32
+	expires uint32
+	out     uint16
+	verdict uint8
 }
 
 // NewCache returns a cache of size entries (a power of two, at least 4).
 func NewCache(size int) *Cache {
 	size = max(size, cacheWays)
-	return &Cache{tags: make([]uint32, size), entries: make([]CacheEntry, size), mask: uint32(size/cacheWays - 1), gen: 1}
+	tagBits := uint32(bits.Len(uint(size/cacheWays)) - 1)
+	return &Cache{tags: make([]uint32, size), entries: make([]CacheEntry, size), mask: uint32(size/cacheWays - 1), gen: 1,
+		byTag: make([]tagEntry, 1<<tagBits), tagBits: tagBits}
 }
 
 // Lookup returns the live entry for k (hash h), or nil.
@@ -179,6 +197,7 @@ func (c *Cache) Invalidate() {
 	c.gen++
 	if c.gen == 0 { // wrapped: entries of generation 1 might look live again
 		clear(c.entries)
+		clear(c.byTag)
 		c.gen = 1
 	}
 }
@@ -212,15 +231,16 @@ func RunKey(frame []byte) (k0, k1, k2, k3 uint64, ok bool) {
 //
 // On ingress, a frame continues the run if its RunKey is the run's (the
 // frames of an ingress batch share their port and VSID, checked once per
-// batch); Scan then marks it with the run's flow tag
-// (ring.Meta.Flow). On egress, a run started by a tagged frame is the
-// frames out of the same port carrying the same tag (an ingress run's
-// frames have equal flow keys, so they have equal egress keys too: the
-// stages between apply the same policy to equal keys); a run started by
-// an untagged frame is matched by RunKey as on ingress.
+// batch); Scan then marks it with the flow's tag (ring.Meta.Flow: the Tag
+// of its cache entry), as a frame found by lookup is marked. On egress, a
+// run started by a tagged frame is the frames out of the same port
+// carrying the same tag: frames of one cached ingress flow have equal
+// flow keys, so they have equal egress keys too (the stages between apply
+// the same policy to equal keys). A run started by an untagged frame is
+// matched by RunKey as on ingress.
 //
-// The run is forgotten with the cache (Invalidate, ForgetRuns) and when
-// its entry expires.
+// The run is forgotten with the cache (Invalidate) and when its entry
+// expires.
 type Run struct {
 	k0, k1, k2, k3 uint64
 	in             uint16 // of its frames
@@ -258,23 +278,20 @@ func (c *Cache) PassRun(now uint32, dir api.Direction, port uint16) *Run {
 	return r
 }
 
-// StartPassRun makes the flow of a frame whose cached verdict e is pass
-// the run of direction dir and returns it, or nil if the frame cannot
-// start one. flow is, on ingress, a new tag for the run's frames (unique
-// among the worker's live tags) and on egress the frame's Meta.Flow.
-// Without a tag a frame starts a run only if RunKey matches it (IPv4
-// without options).
-func (c *Cache) StartPassRun(frame []byte, dir api.Direction, in, out uint16, vsid, flow uint32, e *CacheEntry) *Run {
-	if e.Verdict != api.VerdictPass {
-		return nil
-	}
+// StartPassRun makes the flow of a frame whose cached verdict is pass
+// (until expires) the run of direction dir and returns it, or nil if the
+// frame cannot start one. flow is, on ingress, the tag of the flow's cache
+// entry, for the run's frames to carry, and on egress the frame's
+// Meta.Flow. Without a tag a frame starts a run only if RunKey matches it
+// (IPv4 without options).
+func (c *Cache) StartPassRun(frame []byte, dir api.Direction, in, out uint16, vsid, flow, expires uint32) *Run {
 	port := in
 	if dir == api.Egress {
 		port = out
 	}
 	r := &c.runs[dir&1][port%runSlots]
 	if dir == api.Egress && flow != 0 {
-		*r = Run{port: port, expires: e.Expires, gen: c.gen, flow: flow, byFlow: true}
+		*r = Run{port: port, expires: expires, gen: c.gen, flow: flow, byFlow: true}
 		return r
 	}
 	k0, k1, k2, k3, ok := RunKey(frame)
@@ -284,16 +301,33 @@ func (c *Cache) StartPassRun(frame []byte, dir api.Direction, in, out uint16, vs
 	if dir == api.Egress {
 		flow = 0 // egress frames are not tagged
 	}
-	*r = Run{k0: k0, k1: k1, k2: k2, k3: k3, in: in, port: port, vsid: vsid, expires: e.Expires, gen: c.gen, flow: flow, ingress: dir == api.Ingress}
+	*r = Run{k0: k0, k1: k1, k2: k2, k3: k3, in: in, port: port, vsid: vsid, expires: expires, gen: c.gen, flow: flow, ingress: dir == api.Ingress}
 	return r
+}
+
+func (c *Cache) tagSlot(flow uint32, out uint16) *tagEntry {
+	h := (flow ^ uint32(out)<<20) * 0x9E3779B1
+	return &c.byTag[h>>(32-c.tagBits)&(1<<c.tagBits-1)]
+}
+
+// LookupTag returns the egress verdict recorded by SetTag for the frames
+// tagged flow that leave by port out.
+func (c *Cache) LookupTag(flow uint32, out uint16, now uint32) (verdict uint8, expires uint32, ok bool) {
+	t := c.tagSlot(flow, out)
+	if t.tag != flow || t.out != out || t.gen != c.gen || now >= t.expires || flow == 0 {
+		return 0, 0, false
+	}
+	return t.verdict, t.expires, true
+}
+
+// SetTag records the egress verdict of e (not pending) for the frames
+// tagged flow that leave by port out.
+func (c *Cache) SetTag(flow uint32, out uint16, e *CacheEntry) {
+	*c.tagSlot(flow, out) = tagEntry{tag: flow, gen: c.gen, expires: e.Expires, out: out, verdict: e.Verdict}
 }
 
 // Flow is the tag the run writes into its frames.
 func (r *Run) Flow() uint32 { return r.flow }
-
-// ForgetRuns forgets the runs but not the entries: the worker's flow tags
-// wrapped around, and a run's tag could name another flow.
-func (c *Cache) ForgetRuns() { c.runs = [2][runSlots]Run{} }
 
 // scanFlow is Scan for a run matched by flow tag.
 func (r *Run) scanFlow(b *ring.Batch, i int) int {

@@ -26,8 +26,6 @@ func runBatch(t testing.TB, in uint16, vsid uint32, frames ...[]byte) *ring.Batc
 	return b
 }
 
-var passEntry = &CacheEntry{Verdict: api.VerdictPass, Expires: 100}
-
 func TestRunScan(t *testing.T) {
 	base := ipv4UDP(1000, 53, 0)
 	with := func(edit func(f []byte)) []byte {
@@ -60,7 +58,7 @@ func TestRunScan(t *testing.T) {
 			c := NewCache(16)
 			b := runBatch(t, 1, 5001, base, base, tc.frame, base)
 			b.Frames[2].InPort, b.Frames[2].VSID = tc.in, tc.vsid
-			r := c.StartPassRun(b.Data(0), api.Ingress, 1, api.NoPort, 5001, 7, passEntry)
+			r := c.StartPassRun(b.Data(0), api.Ingress, 1, api.NoPort, 5001, 7, 100)
 			if r == nil {
 				t.Fatal("no run for an IPv4 UDP frame")
 			}
@@ -98,7 +96,7 @@ func TestRunScanEgressBytes(t *testing.T) {
 			c := NewCache(16)
 			b := runBatch(t, 1, 5001, f, f, f)
 			b.Frames[1].InPort, b.Frames[1].VSID = tc.in, tc.vsid
-			r := c.StartPassRun(b.Data(0), api.Egress, 1, 2, 5001, 0, passEntry)
+			r := c.StartPassRun(b.Data(0), api.Egress, 1, 2, 5001, 0, 100)
 			if got := r.Scan(b, 1); got != tc.want {
 				t.Fatalf("Scan stopped at %d, want %d", got, tc.want)
 			}
@@ -106,7 +104,7 @@ func TestRunScanEgressBytes(t *testing.T) {
 	}
 	// An ingress run is only for batches of its port, in its VSID.
 	c := NewCache(16)
-	c.StartPassRun(f, api.Ingress, 1, api.NoPort, 5001, 1, passEntry)
+	c.StartPassRun(f, api.Ingress, 1, api.NoPort, 5001, 1, 100)
 	if c.PassRun(1, api.Ingress, 2) != nil {
 		t.Error("ingress run of port 1 found for a batch of port 2")
 	}
@@ -116,12 +114,44 @@ func TestRunScanEgressBytes(t *testing.T) {
 	}
 }
 
+func TestCacheByTag(t *testing.T) {
+	c := NewCache(64)
+	var k FlowKey
+	MakeFlowKey(&k, ipv4UDP(1000, 53, 0), 5001, api.Egress, 1, 2)
+	e := c.Slot(&k, k.Hash(), 0, 100)
+	e.Verdict = api.VerdictDrop
+	c.SetTag(7, 2, e)
+	if v, exp, ok := c.LookupTag(7, 2, 1); !ok || v != api.VerdictDrop || exp != 100 {
+		t.Fatalf("LookupTag(7, 2) = %d %d %v, want the drop verdict until 100", v, exp, ok)
+	}
+	for _, tc := range []struct {
+		name   string
+		flow   uint32
+		out    uint16
+		now    uint32
+		forget bool
+	}{
+		{"other tag", 8, 2, 1, false},
+		{"other egress port", 7, 3, 1, false},
+		{"expired", 7, 2, 100, false},
+		{"no tag", 0, 2, 1, false},
+		{"after Invalidate", 7, 2, 1, true},
+	} {
+		if tc.forget {
+			c.Invalidate()
+		}
+		if _, _, ok := c.LookupTag(tc.flow, tc.out, tc.now); ok {
+			t.Errorf("%s: LookupTag found a verdict", tc.name)
+		}
+	}
+}
+
 func TestRunEgressByFlowTag(t *testing.T) {
 	c := NewCache(16)
 	f := ipv4UDP(1000, 53, 0)
 	b := runBatch(t, 1, 5001, f, f, f, f)
 	b.Frames[0].Flow, b.Frames[1].Flow, b.Frames[2].Flow, b.Frames[3].Flow = 7, 7, 8, 7
-	r := c.StartPassRun(b.Data(0), api.Egress, 1, 2, 5001, b.Frames[0].Flow, passEntry)
+	r := c.StartPassRun(b.Data(0), api.Egress, 1, 2, 5001, b.Frames[0].Flow, 100)
 	if got := r.Scan(b, 1); got != 2 {
 		t.Fatalf("egress run by tag stopped at %d, want 2 (frame 2 is another flow)", got)
 	}
@@ -130,7 +160,7 @@ func TestRunEgressByFlowTag(t *testing.T) {
 	}
 	// Untagged egress frames are matched by their bytes, and not tagged.
 	b = runBatch(t, 1, 5001, f, f, ipv4UDP(1001, 53, 0))
-	r = c.StartPassRun(b.Data(0), api.Egress, 1, 2, 5001, 0, passEntry)
+	r = c.StartPassRun(b.Data(0), api.Egress, 1, 2, 5001, 0, 100)
 	if got := r.Scan(b, 1); got != 2 || b.Frames[1].Flow != 0 {
 		t.Fatalf("untagged egress run: Scan %d (want 2), tag %d (want 0)", got, b.Frames[1].Flow)
 	}
@@ -140,7 +170,7 @@ func TestRunForgotten(t *testing.T) {
 	f := ipv4UDP(1000, 53, 0)
 	start := func(c *Cache) {
 		t.Helper()
-		if c.StartPassRun(f, api.Ingress, 1, api.NoPort, 5001, 1, passEntry) == nil || c.PassRun(1, api.Ingress, 1) == nil {
+		if c.StartPassRun(f, api.Ingress, 1, api.NoPort, 5001, 1, 100) == nil || c.PassRun(1, api.Ingress, 1) == nil {
 			t.Fatal("run not started")
 		}
 	}
@@ -156,17 +186,7 @@ func TestRunForgotten(t *testing.T) {
 	if c.PassRun(1, api.Ingress, 1) != nil {
 		t.Error("run alive after Invalidate")
 	}
-	start(c)
-	c.ForgetRuns()
-	if c.PassRun(1, api.Ingress, 1) != nil {
-		t.Error("run alive after ForgetRuns")
-	}
-	for _, v := range []uint8{api.VerdictDrop, api.VerdictForward, api.VerdictModified, VerdictPending} {
-		if c.StartPassRun(f, api.Ingress, 1, api.NoPort, 5001, 1, &CacheEntry{Verdict: v, Expires: 100}) != nil {
-			t.Errorf("verdict %d started a pass run", v)
-		}
-	}
-	if c.StartPassRun(ipv6TCP(1, 2), api.Ingress, 1, api.NoPort, 5001, 1, passEntry) != nil {
+	if c.StartPassRun(ipv6TCP(1, 2), api.Ingress, 1, api.NoPort, 5001, 1, 100) != nil {
 		t.Error("an IPv6 frame started a run RunKey cannot match")
 	}
 }
@@ -181,7 +201,7 @@ func BenchmarkRunScan(b *testing.B) {
 	}
 	bt := runBatch(b, 1, 5001, frames...)
 	c := NewCache(16)
-	r := c.StartPassRun(f, api.Ingress, 1, api.NoPort, 5001, 1, passEntry)
+	r := c.StartPassRun(f, api.Ingress, 1, api.NoPort, 5001, 1, 100)
 	b.ReportAllocs()
 	for b.Loop() {
 		if r.Scan(bt, 0) != ring.BatchSize {

@@ -10,10 +10,10 @@ type Meta struct {
 	Fwd    uint16 // a forwarding extension's decision for this batch (worker-private), 0: none
 	VSID   uint32 // virtual subnet ID, 0 = non-virtualized
 	Hash   uint32 // flow hash, 0 until computed
-	// Flow names, within one worker and one pipeline run, the flow an
-	// extension's verdict run found the frame in (0: none), so that a
-	// filter on egress can recognise the frame's flow without reading its
-	// bytes again. Reset on ingress.
+	// Flow names the flow an extension's filter found the frame in on
+	// ingress (a tag unique among one worker's cached flows; 0: none), so
+	// that a filter on egress can find the frame's verdict without
+	// reading its bytes again. Reset on ingress.
 	Flow uint32
 }
 

@@ -136,16 +136,17 @@ type extData struct {
 	flowTag   uint32 // the last ring.Meta.Flow handed out
 }
 
-// newFlowTag returns a tag for a new ingress run. When the tags wrap,
-// every run is forgotten: an old run's tag could come back for another
-// flow.
+// newFlowTag returns a tag for a newly cached flow (see ring.Meta.Flow).
+// Tags are unique among a worker's cache entries: when they wrap, every
+// cache of the worker is forgotten, since an old entry's tag could come
+// back for another flow.
 func (w *worker) newFlowTag() uint32 {
 	e := &w.ext
 	e.flowTag++
 	if e.flowTag == 0 {
 		e.flowTag = 1
 		for _, x := range e.lastChain {
-			x.st.workers[w.id].cache.ForgetRuns()
+			x.st.workers[w.id].cache.Invalidate()
 		}
 	}
 	return e.flowTag
@@ -313,10 +314,28 @@ func (w *worker) filter(x *extView, xw *extWorker, inst *extensions.Instance, ch
 		f := &b.Frames[i]
 		data := b.Data(i)
 		i++
-		extensions.MakeFlowKey(key, data, f.VSID, dir, f.InPort, out)
-		h := key.Hash()
 		if !x.every {
-			if e := xw.cache.Lookup(key, h, now); e != nil {
+			// An egress frame that carries an ingress flow tag may find
+			// its verdict by the tag; others by their key.
+			verdict, expires, ok := uint8(0), uint32(0), false
+			var e *extensions.CacheEntry
+			if dir == api.Egress && f.Flow != 0 {
+				verdict, expires, ok = xw.cache.LookupTag(f.Flow, out, now)
+			}
+			if !ok {
+				extensions.MakeFlowKey(key, data, f.VSID, dir, f.InPort, out)
+				h := key.Hash()
+				if e = xw.cache.Lookup(key, h, now); e == nil {
+					misses++
+					if !w.park(x, inst, ch, f, data, dir, out, h, true) {
+						busy++
+						drops[DropExtensionBusy]++
+						continue
+					}
+					xw.cache.Slot(key, h, now, now+pendingTTL).Verdict = extensions.VerdictPending
+					sent++
+					continue
+				}
 				if e.Verdict == extensions.VerdictPending {
 					// asked already: wait for that verdict
 					if !w.park(x, inst, ch, f, data, dir, out, h, false) {
@@ -325,41 +344,43 @@ func (w *worker) filter(x *extView, xw *extWorker, inst *extensions.Instance, ch
 					}
 					continue
 				}
-				hits++
-				switch e.Verdict {
-				case api.VerdictDrop:
-					dropped++
-					drops[DropExtension]++
-					continue
-				case api.VerdictForward:
-					f.Fwd = w.decide(e.Verdict, e.Flags, e.NPorts, &e.Ports, f.InPort)
-				case api.VerdictPass:
-					if shortRuns >= maxShortRuns {
-						break
-					}
-					flow := f.Flow
-					if dir == api.Ingress {
-						flow = w.newFlowTag()
-					}
-					if run = xw.cache.StartPassRun(data, dir, f.InPort, out, f.VSID, flow, e); run != nil && dir == api.Ingress {
-						f.Flow = flow
-					}
+				verdict, expires = e.Verdict, e.Expires
+				if dir == api.Egress && f.Flow != 0 {
+					xw.cache.SetTag(f.Flow, out, e)
 				}
-				if k := i - 1; k != kept {
-					b.Frames[kept], b.Frames[k] = b.Frames[k], b.Frames[kept]
-				}
-				kept++
-				continue
 			}
-			misses++
+			hits++
+			switch verdict {
+			case api.VerdictDrop:
+				dropped++
+				drops[DropExtension]++
+				continue
+			case api.VerdictForward:
+				if e != nil { // always: forwarding runs on ingress, found by key
+					f.Fwd = w.decide(e.Verdict, e.Flags, e.NPorts, &e.Ports, f.InPort)
+				}
+			case api.VerdictPass:
+				flow := f.Flow
+				if dir == api.Ingress && e != nil { // e is always set on ingress
+					flow = e.Tag
+					f.Flow = flow
+				}
+				if shortRuns < maxShortRuns {
+					run = xw.cache.StartPassRun(data, dir, f.InPort, out, f.VSID, flow, expires)
+				}
+			}
+			if k := i - 1; k != kept {
+				b.Frames[kept], b.Frames[k] = b.Frames[k], b.Frames[kept]
+			}
+			kept++
+			continue
 		}
-		if !w.park(x, inst, ch, f, data, dir, out, h, true) {
+		// every frame to the extension
+		extensions.MakeFlowKey(key, data, f.VSID, dir, f.InPort, out)
+		if !w.park(x, inst, ch, f, data, dir, out, key.Hash(), true) {
 			busy++
 			drops[DropExtensionBusy]++
 			continue
-		}
-		if !x.every {
-			xw.cache.Slot(key, h, now, now+pendingTTL).Verdict = extensions.VerdictPending
 		}
 		sent++
 	}
@@ -703,8 +724,9 @@ func (w *worker) verdict(snap *snapshot, x *extView, k int, xw *extWorker, ch *e
 	}
 	key, hash := p.key, p.hash
 	if cacheIt {
+		tag := w.newFlowTag() // first: a wrap of the tags forgets the cache
 		ce := xw.cache.Slot(&key, hash, now, now+x.ttl)
-		ce.Verdict, ce.Flags, ce.NPorts, ce.Ports = d.Verdict, d.Flags, d.NPorts, d.Ports
+		ce.Verdict, ce.Flags, ce.NPorts, ce.Ports, ce.Tag = d.Verdict, d.Flags, d.NPorts, d.Ports, tag
 	} else if ce := xw.cache.Lookup(&key, hash, now); ce != nil {
 		ce.Expires = 0 // no longer pending: the next frame asks again
 	}
