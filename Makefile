@@ -45,6 +45,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./wnv/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) ./wnv/
 	$(GO) test -run '^$$' -fuzz '^FuzzMakeFlowKey$$' -fuzztime $(FUZZTIME) ./extensions/
+	$(GO) test -run '^$$' -fuzz '^FuzzRunScan$$' -fuzztime $(FUZZTIME) ./extensions/
 	$(GO) test -run '^$$' -fuzz '^FuzzRingFromPeer$$' -fuzztime $(FUZZTIME) ./extensions/internal/shm/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFrame$$' -fuzztime $(FUZZTIME) ./extensions/examples/aclfilter/
 	$(GO) test -run '^$$' -fuzz '^FuzzMessage$$' -fuzztime $(FUZZTIME) ./ports/vhostuser/

@@ -237,3 +237,53 @@ func BenchmarkFlowLookup(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/frame")
 }
+
+// FuzzRunScan checks Scan, which reads frames through a pointer, against
+// RunKey on slices: a frame continues a run exactly when its RunKey is
+// the run's, whatever its bytes and length (offsets near the arena's end
+// included).
+func FuzzRunScan(f *testing.F) {
+	f.Add(ipv4UDP(1000, 53, 0), ipv4UDP(1000, 53, 0), uint16(0), false)
+	f.Add(ipv4UDP(1000, 53, 0), ipv4UDP(1000, 54, 0), uint16(100), false)
+	f.Add(ipv4UDP(1000, 53, 0), ipv4UDP(1000, 53, 0)[:37], uint16(0), true)
+	f.Add(ipv4UDP(1000, 53, 0), ipv4UDP(1000, 53, 0x10), uint16(1990), true)
+	f.Fuzz(func(t *testing.T, first, next []byte, off uint16, egress bool) {
+		const frameSize = 2048
+		a, err := ring.NewArena(ring.ArenaConfig{Frames: 2, FrameSize: frameSize, Headroom: 128})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(first) > frameSize || len(next) > frameSize {
+			return
+		}
+		b := ring.NewBatch(a)
+		b.Add(ring.Frame{Index: 0, Len: uint16(len(first)), Meta: ring.Meta{InPort: 1, VSID: 5}})
+		copy(a.Buffer(0), first)
+		// the second frame at any offset its length fits, up to the
+		// arena's last byte
+		o := int(off) % (frameSize - len(next) + 1)
+		b.Add(ring.Frame{Index: 1, Offset: uint16(o), Len: uint16(len(next)), Meta: ring.Meta{InPort: 1, VSID: 5}})
+		copy(a.Buffer(1)[o:], next)
+		dir, out := api.Ingress, uint16(api.NoPort)
+		if egress {
+			dir, out = api.Egress, 2
+		}
+		c := NewCache(16)
+		r := c.StartPassRun(b.Data(0), dir, 1, out, 5, 0, 100)
+		k0, k1, k2, k3, ok := RunKey(first)
+		if (r != nil) != ok {
+			t.Fatalf("run started %v, RunKey ok %v", r != nil, ok)
+		}
+		if r == nil {
+			return
+		}
+		n0, n1, n2, n3, nok := RunKey(next)
+		want := 1
+		if nok && n0 == k0 && n1 == k1 && n2 == k2 && n3 == k3 {
+			want = 2
+		}
+		if got := r.Scan(b, 1); got != want {
+			t.Fatalf("Scan = %d, want %d", got, want)
+		}
+	})
+}
