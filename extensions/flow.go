@@ -326,9 +326,6 @@ func (c *Cache) SetTag(flow uint32, out uint16, e *CacheEntry) {
 	*c.tagSlot(flow, out) = tagEntry{tag: flow, gen: c.gen, expires: e.Expires, out: out, verdict: e.Verdict}
 }
 
-// Flow is the tag the run writes into its frames.
-func (r *Run) Flow() uint32 { return r.flow }
-
 // scanFlow is Scan for a run matched by flow tag.
 func (r *Run) scanFlow(b *ring.Batch, i int) int {
 	flow := r.flow
