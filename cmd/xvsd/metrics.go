@@ -100,11 +100,14 @@ func (d *daemon) listenMetrics() error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	d.mets = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	d.mets = srv
 	go func() {
-		if err := d.mets.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// srv, not d.mets: close may clear d.mets before this runs
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error().Err(err).Msg("metrics server stopped")
 		}
+		ln.Close() // Serve after Shutdown returns without closing it
 	}()
 	d.log.Info().Str("address", "http://"+ln.Addr().String()+"/metrics").Msg("metrics listening")
 	return nil
