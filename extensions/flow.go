@@ -105,8 +105,8 @@ const cacheWays = 4
 // Cache is a set-associative table of verdicts, owned by one worker for
 // one extension: no locks. Invalidate is O(1): entries of an older
 // generation are misses. The hashes of a set's entries sit together in
-// tags, 16 bytes a set, so a lookup compares all four at once and touches
-// only the entry that matches.
+// tags, 16 bytes a set, so a lookup finds the way in one line and then
+// reads only the entry whose hash matches.
 type Cache struct {
 	tags    []uint32 // per entry, cacheWays a set: the hash of its key
 	entries []CacheEntry
