@@ -287,3 +287,45 @@ func FuzzRunScan(f *testing.F) {
 		}
 	})
 }
+
+// TestHashSpread: keys that differ in one field only (as the flows of one
+// host do) must spread over the cache's sets like random ones, or a few
+// sets would hold them all and evict each other.
+func TestHashSpread(t *testing.T) {
+	for _, field := range []string{"sport", "dport", "src", "dst", "vsid", "in"} {
+		sets := make([]int, 1024)
+		var k FlowKey
+		for i := range 4096 {
+			f := ipv4UDP(1000, 53, 0)
+			vsid, in := uint32(5001), uint16(1)
+			switch field {
+			case "sport":
+				binary.BigEndian.PutUint16(f[34:], uint16(i))
+			case "dport":
+				binary.BigEndian.PutUint16(f[36:], uint16(i))
+			case "src":
+				binary.BigEndian.PutUint32(f[26:], uint32(0x0a000000+i))
+			case "dst":
+				binary.BigEndian.PutUint32(f[30:], uint32(0x0a000000+i))
+			case "vsid":
+				vsid = uint32(i)
+			case "in":
+				in = uint16(i)
+			}
+			MakeFlowKey(&k, f, vsid, api.Ingress, in, api.NoPort)
+			sets[k.Hash()&1023]++
+		}
+		// 4 keys a set on average: random keys leave ~19 sets empty and
+		// put at most ~12 in one
+		most, empty := 0, 0
+		for _, n := range sets {
+			most = max(most, n)
+			if n == 0 {
+				empty++
+			}
+		}
+		if most > 20 || empty > 60 {
+			t.Errorf("keys varying %s: %d in the fullest set, %d sets empty", field, most, empty)
+		}
+	}
+}
