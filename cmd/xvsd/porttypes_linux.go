@@ -25,6 +25,7 @@ func init() {
 				return nil, fmt.Errorf("fast_path: unavailable: %v", d.fastPathErr)
 			}
 			cfg.FastPath = d.fastPath.fp
+			cfg.ThreadedNAPI = true // where the fast path runs: see afxdp.Config
 		}
 		return afxdp.New(cfg)
 	}

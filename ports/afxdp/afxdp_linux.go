@@ -82,6 +82,14 @@ type Config struct {
 	// FastPath, if set, puts the switch's in-kernel fast path in front of
 	// the socket (see FastPath). All queues of a device must agree.
 	FastPath *FastPath
+
+	// ThreadedNAPI has the device poll in kernel threads of its own
+	// (/sys/class/net/DEV/threaded) while the port's program is attached,
+	// so that its XDP program runs on whichever core is free rather than
+	// in the softirq of the CPU that queued the frames; the device's
+	// previous setting is restored when the last port on it closes. The
+	// first port on a device decides. Refusal is logged, not an error.
+	ThreadedNAPI bool
 }
 
 func (c *Config) normalize() error {
@@ -207,7 +215,7 @@ func New(cfg Config) (*Port, error) {
 		return nil, fmt.Errorf("afxdp: attach %s: %w: Queue %d: the device has %d rx queues", dev, ErrBadConfig, cfg.Queue, attrs.NumRxQueues)
 	}
 
-	att, err := acquireProgram(link, cfg.Queue, cfg.Mode, cfg.FastPath)
+	att, err := acquireProgram(link, cfg.Queue, cfg.Mode, cfg.FastPath, cfg.ThreadedNAPI)
 	if err != nil {
 		return nil, fmt.Errorf("afxdp: attach %s: %w", dev, hint(err))
 	}
@@ -289,6 +297,11 @@ func New(cfg Config) (*Port, error) {
 		Str("xdp_mode", prog.mode.String()).Bool("fast_path", p.fp != nil)
 	if att.fellBack != nil {
 		ev = ev.Str("native_refused", att.fellBack.Error())
+	}
+	if att.threadedErr != nil {
+		ev = ev.Str("threaded_napi_refused", att.threadedErr.Error())
+	} else if prog.threaded {
+		ev = ev.Bool("threaded_napi", true)
 	}
 	if x.zeroCopy {
 		ev = ev.Str("bind_mode", "zero-copy")

@@ -3,6 +3,7 @@ package afxdp
 import (
 	"bytes"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -543,5 +544,57 @@ func TestWaitFDs(t *testing.T) {
 	p.Close()
 	if fds := p.WaitFDs(); fds != nil {
 		t.Errorf("WaitFDs after Close = %v, want nil", fds)
+	}
+}
+
+// TestThreadedNAPI: a port with ThreadedNAPI turns the device's threaded
+// NAPI on while it is open, frames still arrive, and Close restores the
+// device's setting; a device that had it on keeps it.
+func TestThreadedNAPI(t *testing.T) {
+	needRoot(t)
+	v := newVethPair(t, pairOpt{})
+	threaded := func() string {
+		b, err := os.ReadFile("/sys/class/net/" + v.host + "/threaded")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	if got := threaded(); got != "0" {
+		t.Skipf("%s starts with threaded NAPI %q", v.host, got)
+	}
+	p, err := New(Config{Dev: v.host, ThreadedNAPI: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := threaded(); got != "1" {
+		t.Fatalf("threaded NAPI %q while the port is open, want 1", got)
+	}
+	fd := v.packetSocket(t)
+	for i := range 8 {
+		f := testFrame(v.hostMAC, v.peerMAC, uint64(i), 64)
+		if _, err := unix.Write(fd, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := receiveFrames(t, p, 8, 2*time.Second); len(got) != 8 {
+		t.Fatalf("%d frames received with threaded NAPI, want 8", len(got))
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := threaded(); got != "0" {
+		t.Fatalf("threaded NAPI %q after Close, want 0 (restored)", got)
+	}
+	// A device already threaded stays so. (A veth has NAPI without an XDP
+	// program only with GRO on.)
+	run(t, "ethtool", "-K", v.host, "gro", "on")
+	if err := os.WriteFile("/sys/class/net/"+v.host+"/threaded", []byte("1"), 0); err != nil {
+		t.Fatalf("turn threaded NAPI on with GRO on: %v", err)
+	}
+	p = openPort(t, Config{Dev: v.host, ThreadedNAPI: true, Logger: testLogger(t)})
+	p.Close()
+	if got := threaded(); got != "1" {
+		t.Fatalf("threaded NAPI %q after Close, want 1 (as it was)", got)
 	}
 }

@@ -14,6 +14,7 @@ package afxdp
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -65,6 +66,10 @@ type program struct {
 	prog    *xdp.Program
 	mode    XDPMode // ModeNative or ModeGeneric: how it is attached
 	queues  map[int]bool
+	// threaded NAPI turned on by the first port (Config.ThreadedNAPI);
+	// the device's previous setting comes back with the program.
+	threaded, threadedPrev bool
+	link                   netlink.Link
 }
 
 var programs struct {
@@ -74,15 +79,16 @@ var programs struct {
 
 // attachment is the outcome of acquireProgram, for the log line.
 type attachment struct {
-	prog     *program
-	fellBack error  // why native mode was refused, if it was
-	replaced uint32 // ID of a foreign program removed first, or 0
+	prog        *program
+	fellBack    error  // why native mode was refused, if it was
+	replaced    uint32 // ID of a foreign program removed first, or 0
+	threadedErr error  // why threaded NAPI could not be turned on
 }
 
 // acquireProgram makes sure the steering program is attached to link and
 // reserves queue for one socket. The caller binds its socket (in copy mode
 // when the program is generic) and then calls register.
-func acquireProgram(link netlink.Link, queue int, want XDPMode, fp *FastPath) (attachment, error) {
+func acquireProgram(link netlink.Link, queue int, want XDPMode, fp *FastPath, threaded bool) (attachment, error) {
 	programs.Lock()
 	defer programs.Unlock()
 	if programs.byIfindex == nil {
@@ -98,6 +104,12 @@ func acquireProgram(link netlink.Link, queue int, want XDPMode, fp *FastPath) (a
 		}
 		p = a.prog
 		programs.byIfindex[attrs.Index] = p
+		if threaded {
+			// after the attach: a veth has NAPI only with a program
+			if p.threadedPrev, a.threadedErr = setThreadedNAPI(link, true); a.threadedErr == nil {
+				p.threaded, p.link = true, link
+			}
+		}
 	} else {
 		a.prog = p
 		if want != ModeAuto && want != p.mode {
@@ -201,6 +213,13 @@ func (p *program) release(queue int) error {
 	}
 	if programs.byIfindex[p.ifindex] == p {
 		delete(programs.byIfindex, p.ifindex)
+	}
+	// before the detach: a veth without a program may have no NAPI to
+	// set, and would keep the flag for the next one
+	if p.threaded && !p.threadedPrev {
+		if _, err := setThreadedNAPI(p.link, false); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("restore: %w", err))
+		}
 	}
 	if err := detach(p.ifindex, p.mode.flags()); err != nil {
 		errs = append(errs, err)
