@@ -34,7 +34,7 @@ Verbs:
                        port or all; drop reasons: malformed, no-vsid, learn-cap
                        (source not learned, frame still forwarded), ring-full,
                        same-port, port-error, and the port's own (e.g. too-big)
-  port add NAME --type afxdp|tap --dev DEV --vsid N [--fast-path]
+  port add NAME --type afxdp|tap --dev DEV --vsid N [--fast-path] [--threaded-napi]
   port add NAME --type vhostuser --socket PATH [--server|--client] --vsid N
                        attach a device, or a VM's vhost-user socket, as a new
                        port, without restarting xvsd
@@ -161,7 +161,7 @@ func (c *cli) verbs() map[string]verb {
 		"stats": {args: "[PORT]", nargs: [2]int{0, 1},
 			help: "Show the counters of one port, or of all ports.\n\nRX/TX frames and bytes are what the switch received from and sent to the port.\nDrops are by reason; only non-zero reasons are shown in the table, all of them\nin JSON (-o json).",
 			run:  (*cli).stats},
-		"port add": {args: "NAME --type afxdp|tap --dev DEV --vsid N [--fast-path]\n   or: xvsctl port add NAME --type vhostuser --socket PATH [--server|--client] --vsid N", nargs: [2]int{1, 1},
+		"port add": {args: "NAME --type afxdp|tap --dev DEV --vsid N [--fast-path] [--threaded-napi]\n   or: xvsctl port add NAME --type vhostuser --socket PATH [--server|--client] --vsid N", nargs: [2]int{1, 1},
 			help: portAddHelp, setup: portFlags(true), run: (*cli).portAdd},
 		"port del": {args: "NAME", nargs: [2]int{1, 1},
 			help: "Detach port NAME from the running switch and release its device (an AF_XDP port\nleaves no XDP program behind; a TAP device xvsd created is removed; a vhostuser port\ndisconnects its VM and removes the socket it listened on).",
@@ -417,6 +417,7 @@ func portFlags(add bool) func(fs *flag.FlagSet) {
 			fs.String("type", "", "port type: afxdp, tap or vhostuser")
 			fs.String("dev", "", "device to attach: a NIC or veth for afxdp, a TAP name for tap")
 			fs.Bool("fast-path", false, "afxdp: forward learned unicast between fast-path ports in the kernel (XDP_REDIRECT);\nthe device must accept redirected frames (a NIC, or a veth whose peer has GRO on or an XDP program)")
+			fs.Bool("threaded-napi", false, "afxdp: the device polls in kernel threads (threaded NAPI), so its XDP program runs on a free core:\nmore TCP throughput when the sending VM's CPU is the bottleneck, fewer small frames per second on few cores")
 			fs.String("socket", "", "vhostuser: the vhost-user unix socket (made absolute from the current directory)")
 			fs.Bool("server", false, "vhostuser: xvs listens on the socket, QEMU connects (chardev without server=on); the default")
 			fs.Bool("client", false, "vhostuser: QEMU listens (chardev server=on,wait=off), xvs connects and reconnects")
@@ -451,7 +452,8 @@ func (c *cli) portAdd(fs *flag.FlagSet) error {
 	str := func(name string) string { return fs.Lookup(name).Value.String() }
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	req := api.AddPort{Name: fs.Arg(0), Type: str("type"), Dev: str("dev"), VSID: vsid, FastPath: str("fast-path") == "true"}
+	req := api.AddPort{Name: fs.Arg(0), Type: str("type"), Dev: str("dev"), VSID: vsid, FastPath: str("fast-path") == "true",
+		ThreadedNAPI: str("threaded-napi") == "true"}
 	server, client := str("server") == "true", str("client") == "true"
 	switch {
 	case req.Type == "":
@@ -471,6 +473,8 @@ func (c *cli) portAdd(fs *flag.FlagSet) error {
 		return usagef("--dev: a %s port has no device: give --socket", typeVhostUser)
 	case req.FastPath:
 		return usagef("--fast-path: only afxdp ports have a fast path")
+	case req.ThreadedNAPI:
+		return usagef("--threaded-napi: only afxdp ports poll a device's NAPI")
 	case str("socket") == "":
 		return usagef("--socket is required for --type %s: the path of the vhost-user socket", typeVhostUser)
 	default:

@@ -216,6 +216,7 @@ func TestPortAddFlags(t *testing.T) {
 	}{
 		{[]string{"vm5", "--type", "afxdp", "--dev", "veth5", "--vsid", "5001"}, `{"name":"vm5","type":"afxdp","dev":"veth5","vsid":5001}`},
 		{[]string{"--fast-path", "vm5", "--type", "afxdp", "--dev", "veth5", "--vsid", "0"}, `{"name":"vm5","type":"afxdp","dev":"veth5","vsid":0,"fast_path":true}`},
+		{[]string{"--threaded-napi", "vm5", "--type", "afxdp", "--dev", "veth5", "--vsid", "0"}, `{"name":"vm5","type":"afxdp","dev":"veth5","vsid":0,"threaded_napi":true}`},
 		{[]string{"vm2", "--type", "tap", "--dev", "vmtap2", "--vsid", "5001"}, `{"name":"vm2","type":"tap","dev":"vmtap2","vsid":5001}`},
 		// vhostuser: --server is the default.
 		{[]string{"vm1", "--type", "vhostuser", "--socket", "/run/xvs/vm1.sock", "--vsid", "5001"},
@@ -262,6 +263,7 @@ func TestPortAddFlags(t *testing.T) {
 		{[]string{"vm1", "--type", "vhostuser", "--client", "--vsid", "5001"}, "--socket is required"},
 		{[]string{"vm1", "--type", "vhostuser", "--socket", "/s", "--dev", "eth0", "--vsid", "5001"}, "--dev: a vhostuser port has no device: give --socket"},
 		{[]string{"vm1", "--type", "vhostuser", "--socket", "/s", "--fast-path", "--vsid", "5001"}, "--fast-path: only afxdp ports"},
+		{[]string{"vm1", "--type", "vhostuser", "--socket", "/s", "--threaded-napi", "--vsid", "5001"}, "--threaded-napi: only afxdp ports"},
 		{[]string{"vm1", "--type", "vhostuser", "--socket", "/s", "--queues", "0", "--vsid", "5001"}, "--queues 0: want 1 or more"},
 		{[]string{"vm1", "--type", "vhostuser", "--socket", "/s", "--queues", "two", "--vsid", "5001"}, `invalid value "two" for flag -queues`},
 		{[]string{"vm1", "--type", "vhostuser", "--socket", "/s"}, "--vsid is required"},

@@ -49,6 +49,11 @@ type PortConfig struct {
 	Dev      string  `yaml:"dev"` // every type but vhostuser
 	VSID     *uint32 `yaml:"vsid"`
 	FastPath bool    `yaml:"fast_path"` // afxdp: forward learned unicast in the kernel (the device must accept XDP_REDIRECT)
+	// afxdp: the device polls in kernel threads (threaded NAPI), so its
+	// XDP program runs on a free core: more TCP throughput when the
+	// sender's CPU is the bottleneck, far fewer small frames per second
+	// on a 2-core host (bench/RESULTS.md). Default off.
+	ThreadedNAPI bool `yaml:"threaded_napi"`
 	// vhostuser only: the socket (absolute path), who listens on it
 	// (server, the default: xvs; client: QEMU, with server=on), the VM
 	// NIC's MAC (as QEMU's virtio-net-pci mac=) and the queue pairs
@@ -60,7 +65,7 @@ type PortConfig struct {
 }
 
 func (p PortConfig) spec() portSpec {
-	return portSpec{Name: p.Name, Type: p.Type, Dev: p.Dev, FastPath: p.FastPath,
+	return portSpec{Name: p.Name, Type: p.Type, Dev: p.Dev, FastPath: p.FastPath, ThreadedNAPI: p.ThreadedNAPI,
 		Socket: p.Socket, Mode: p.Mode, MAC: p.MAC, Queues: p.Queues}
 }
 

@@ -154,7 +154,7 @@ func (d *daemon) ports() []api.Port {
 	for _, p := range d.sw.Ports() {
 		m := d.meta[p.Name]
 		out = append(out, api.Port{PortInfo: p, Type: m.Type, Dev: m.Dev, FastPath: m.FastPath,
-			Socket: m.Socket, Mode: m.Mode, Queues: m.Queues})
+			ThreadedNAPI: m.ThreadedNAPI, Socket: m.Socket, Mode: m.Mode, Queues: m.Queues})
 	}
 	return out
 }
@@ -256,7 +256,7 @@ func (d *daemon) routes() http.Handler {
 			fail(w, errors.New("name: missing"))
 			return
 		}
-		s := portSpec{Name: req.Name, Type: req.Type, Dev: req.Dev, FastPath: req.FastPath,
+		s := portSpec{Name: req.Name, Type: req.Type, Dev: req.Dev, FastPath: req.FastPath, ThreadedNAPI: req.ThreadedNAPI,
 			Socket: req.Socket, Mode: req.Mode, MAC: req.MAC, Queues: req.Queues}
 		if err := d.addPort(s, *req.VSID); err != nil {
 			fail(w, fmt.Errorf("port add %s: %w", req.Name, err))

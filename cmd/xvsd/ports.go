@@ -18,6 +18,8 @@ type portSpec struct {
 	Type     string
 	Dev      string // the device (every type but vhostuser)
 	FastPath bool   // afxdp: forward learned unicast in the kernel
+	// afxdp: the device's NAPI in kernel threads (afxdp.Config.ThreadedNAPI)
+	ThreadedNAPI bool
 
 	// vhostuser:
 	Socket string // absolute path of the vhost-user socket
@@ -83,6 +85,8 @@ func (s *portSpec) check() error {
 		return fmt.Errorf("dev: %q: a %s port has no device: give its socket", s.Dev, typeVhostUser)
 	case s.FastPath:
 		return fmt.Errorf("fast_path: only afxdp ports have a fast path")
+	case s.ThreadedNAPI:
+		return fmt.Errorf("threaded_napi: only afxdp ports poll a device's NAPI")
 	case s.Socket == "":
 		return fmt.Errorf("socket: missing: give the path of the %s socket, such as /run/xvs/%s.sock", typeVhostUser, s.Name)
 	case !filepath.IsAbs(s.Socket):

@@ -25,13 +25,16 @@ func init() {
 				return nil, fmt.Errorf("fast_path: unavailable: %v", d.fastPathErr)
 			}
 			cfg.FastPath = d.fastPath.fp
-			cfg.ThreadedNAPI = true // where the fast path runs: see afxdp.Config
 		}
+		cfg.ThreadedNAPI = s.ThreadedNAPI
 		return afxdp.New(cfg)
 	}
 	portTypes["tap"] = func(d *daemon, s portSpec) (ports.Port, error) {
 		if s.FastPath {
 			return nil, errors.New("fast_path: only afxdp ports have a fast path")
+		}
+		if s.ThreadedNAPI {
+			return nil, errors.New("threaded_napi: only afxdp ports poll a device's NAPI")
 		}
 		return tap.New(tap.Config{Name: s.Name, Dev: s.Dev, Logger: d.log.With().Str("port", s.Name).Logger()})
 	}

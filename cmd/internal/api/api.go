@@ -58,12 +58,13 @@ type VersionInfo struct {
 // of a Dev; its MAC (in PortInfo) is the VM NIC's.
 type Port struct {
 	vswitch.PortInfo
-	Type     string `json:"type"`
-	Dev      string `json:"dev,omitempty"`
-	FastPath bool   `json:"fast_path"`
-	Socket   string `json:"socket,omitempty"`
-	Mode     string `json:"mode,omitempty"`   // ModeServer or ModeClient
-	Queues   int    `json:"queues,omitempty"` // queue pairs offered
+	Type         string `json:"type"`
+	Dev          string `json:"dev,omitempty"`
+	FastPath     bool   `json:"fast_path"`
+	ThreadedNAPI bool   `json:"threaded_napi,omitempty"`
+	Socket       string `json:"socket,omitempty"`
+	Mode         string `json:"mode,omitempty"`   // ModeServer or ModeClient
+	Queues       int    `json:"queues,omitempty"` // queue pairs offered
 }
 
 // AddPort is the body of POST /v1/ports. VSID is a pointer so that a
@@ -74,15 +75,16 @@ type Port struct {
 // to QEMU's virtio-net-pci mac=; "" derives one from the name) and Queues
 // (queue pairs, 0 means 1); the other types refuse these fields.
 type AddPort struct {
-	Name     string  `json:"name"`
-	Type     string  `json:"type"`
-	Dev      string  `json:"dev,omitempty"`
-	VSID     *uint32 `json:"vsid"`
-	FastPath bool    `json:"fast_path,omitempty"`
-	Socket   string  `json:"socket,omitempty"`
-	Mode     string  `json:"mode,omitempty"`
-	MAC      string  `json:"mac,omitempty"`
-	Queues   int     `json:"queues,omitempty"`
+	Name         string  `json:"name"`
+	Type         string  `json:"type"`
+	Dev          string  `json:"dev,omitempty"`
+	VSID         *uint32 `json:"vsid"`
+	FastPath     bool    `json:"fast_path,omitempty"`
+	ThreadedNAPI bool    `json:"threaded_napi,omitempty"` // afxdp only
+	Socket       string  `json:"socket,omitempty"`
+	Mode         string  `json:"mode,omitempty"`
+	MAC          string  `json:"mac,omitempty"`
+	Queues       int     `json:"queues,omitempty"`
 }
 
 // The modes of a vhostuser port (Port.Mode, AddPort.Mode).
