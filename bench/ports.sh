@@ -6,11 +6,13 @@
 #   xvs           xvsd with two AF_XDP ports with fast_path (learned unicast
 #                 forwarded by xvs's XDP program), one worker
 #   xvs-slowpath  the same without fast_path: every frame through the worker
+#   xvs-threaded  xvs with threaded_napi on both ports as well (the fast path
+#                 in kernel threads rather than the sender's softirq)
 # at 64B and 1518B frames, 1 flow and 1024 flows. Prints one line per case,
 #   CASE SIZE FLOWS MPPS
 # then iperf3 TCP through the bridge and through xvs (Gbit/s), xvsd's idle
 # CPU, and the ratios xvs/bridge and xvs/xdp-redirect for 64B 1 flow (and
-# xvs-slowpath/bridge).
+# xvs-slowpath/bridge), then iperf3 xvs/bridge and xvs-threaded/bridge.
 #
 #   gen ns: gen0 ──veth── xbpin ┐ sw ns: forwarder ┌ xbpout ──veth── sink0 :sink ns
 #
@@ -23,7 +25,7 @@ BIN=${BIN:-bin}
 DURATION=${DURATION:-5}
 SIZES=${SIZES:-"64 1518"}
 FLOWS=${FLOWS:-"1 1024"}
-CASES=${CASES:-"xdp-redirect bridge xvs xvs-slowpath"}
+CASES=${CASES:-"xdp-redirect bridge xvs xvs-slowpath xvs-threaded"}
 
 [ "$(id -u)" = 0 ] || { echo "bench-ports: needs root" >&2; exit 1; }
 for b in xvsd xvsctl xvs-pktgen xdp-redirect; do
@@ -94,17 +96,18 @@ fwd_up() {
 		inns $SW ip link set xbpout master br0
 		inns $SW ip link set br0 up
 		;;
-	xvs | xvs-slowpath)
-		local fp=true
+	xvs | xvs-slowpath | xvs-threaded)
+		local fp=true tn=false
 		[ "$1" = xvs-slowpath ] && fp=false
+		[ "$1" = xvs-threaded ] && tn=true
 		cat >"$TMP/xvsd.yaml" <<CFG
 api_socket: $TMP/xvsd.sock
 metrics_address: ""
 workers: ${XVS_WORKERS:-1}
 poll_mode: adaptive
 ports:
-  - {name: in, type: afxdp, dev: xbpin, vsid: 0, fast_path: $fp}
-  - {name: out, type: afxdp, dev: xbpout, vsid: 0, fast_path: $fp}
+  - {name: in, type: afxdp, dev: xbpin, vsid: 0, fast_path: $fp, threaded_napi: $tn}
+  - {name: out, type: afxdp, dev: xbpout, vsid: 0, fast_path: $fp, threaded_napi: $tn}
 CFG
 		inns $SW "$BIN/xvsd" --config "$TMP/xvsd.yaml" >"$TMP/fwd.log" 2>&1 &
 		local up=
@@ -186,7 +189,7 @@ for c in $CASES; do
 	if [ "$c" != xdp-redirect ] && command -v iperf3 >/dev/null; then
 		R[$c,iperf]=$(iperf_gbps)
 	fi
-	if [ "$c" = xvs ] || [ "$c" = xvs-slowpath ]; then
+	if [ "$c" = xvs ] || [ "$c" = xvs-slowpath ] || [ "$c" = xvs-threaded ]; then
 		# idle CPU of xvsd in adaptive mode, from /proc over 5 s
 		t0=$(awk '{print $14+$15}' /proc/$XVSD_PID/stat); sleep 5
 		t1=$(awk '{print $14+$15}' /proc/$XVSD_PID/stat)
@@ -198,13 +201,15 @@ done
 
 ratio() { python3 -c "a,b=float('$1' or 0),float('$2' or 0); print('%.2f' % (a/b if b else 0))"; }
 echo
-for c in bridge xvs xvs-slowpath; do
+for c in bridge xvs xvs-slowpath xvs-threaded; do
 	[ -n "${R[$c,iperf]:-}" ] && printf 'iperf3-tcp %-12s %6s Gbit/s\n' "$c" "${R[$c,iperf]}"
 done
-for c in xvs xvs-slowpath; do
+for c in xvs xvs-slowpath xvs-threaded; do
 	[ -n "${R[$c,idle]:-}" ] && echo "$c idle cpu ${R[$c,idle]}% of one core (adaptive poll)"
 done
 echo "xvs/bridge $(ratio "${R[xvs,64,1]:-}" "${R[bridge,64,1]:-}")"
 echo "xvs/xdp-redirect $(ratio "${R[xvs,64,1]:-}" "${R[xdp-redirect,64,1]:-}")"
 echo "xvs-slowpath/bridge $(ratio "${R[xvs-slowpath,64,1]:-}" "${R[bridge,64,1]:-}")"
+echo "iperf3 xvs/bridge $(ratio "${R[xvs,iperf]:-}" "${R[bridge,iperf]:-}")"
+echo "iperf3 xvs-threaded/bridge $(ratio "${R[xvs-threaded,iperf]:-}" "${R[bridge,iperf]:-}")"
 if [ -f "$TMP/xvs-stats.txt" ] && [ -n "${VERBOSE:-}" ]; then cat "$TMP/xvs-stats.txt"; fi
