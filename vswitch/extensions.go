@@ -314,75 +314,69 @@ func (w *worker) filter(x *extView, xw *extWorker, inst *extensions.Instance, ch
 		f := &b.Frames[i]
 		data := b.Data(i)
 		i++
-		if !x.every {
-			// An egress frame that carries an ingress flow tag may find
-			// its verdict by the tag; others by their key.
-			verdict, expires, ok := uint8(0), uint32(0), false
-			var e *extensions.CacheEntry
-			if dir == api.Egress && f.Flow != 0 {
-				verdict, expires, ok = xw.cache.LookupTag(f.Flow, out, now)
+		verdict, expires, found := uint8(0), uint32(0), false
+		var e *extensions.CacheEntry
+		if !x.every && dir == api.Egress && f.Flow != 0 {
+			// a frame that carries an ingress flow tag: found by the tag
+			verdict, expires, found = xw.cache.LookupTag(f.Flow, out, now)
+		}
+		if !found {
+			extensions.MakeFlowKey(key, data, f.VSID, dir, f.InPort, out)
+			h := key.Hash()
+			if !x.every {
+				e = xw.cache.Lookup(key, h, now)
 			}
-			if !ok {
-				extensions.MakeFlowKey(key, data, f.VSID, dir, f.InPort, out)
-				h := key.Hash()
-				if e = xw.cache.Lookup(key, h, now); e == nil {
+			switch {
+			case e == nil: // the flow's first frame, or the extension sees every frame
+				if !x.every {
 					misses++
-					if !w.park(x, inst, ch, f, data, dir, out, h, true) {
-						busy++
-						drops[DropExtensionBusy]++
-						continue
-					}
+				}
+				if !w.park(x, inst, ch, f, data, dir, out, h, true) {
+					busy++
+					drops[DropExtensionBusy]++
+					continue
+				}
+				if !x.every {
 					xw.cache.Slot(key, h, now, now+pendingTTL).Verdict = extensions.VerdictPending
-					sent++
-					continue
 				}
-				if e.Verdict == extensions.VerdictPending {
-					// asked already: wait for that verdict
-					if !w.park(x, inst, ch, f, data, dir, out, h, false) {
-						busy++
-						drops[DropExtensionBusy]++
-					}
-					continue
-				}
-				verdict, expires = e.Verdict, e.Expires
-				if dir == api.Egress && f.Flow != 0 {
-					xw.cache.SetTag(f.Flow, out, e)
-				}
-			}
-			hits++
-			switch verdict {
-			case api.VerdictDrop:
-				dropped++
-				drops[DropExtension]++
+				sent++
 				continue
-			case api.VerdictForward:
-				if e != nil { // always: forwarding runs on ingress, found by key
-					f.Fwd = w.decide(e.Verdict, e.Flags, e.NPorts, &e.Ports, f.InPort)
+			case e.Verdict == extensions.VerdictPending: // asked already: wait for that verdict
+				if !w.park(x, inst, ch, f, data, dir, out, h, false) {
+					busy++
+					drops[DropExtensionBusy]++
 				}
-			case api.VerdictPass:
-				flow := f.Flow
-				if dir == api.Ingress && e != nil { // e is always set on ingress
-					flow = e.Tag
-					f.Flow = flow
-				}
-				if shortRuns < maxShortRuns {
-					run = xw.cache.StartPassRun(data, dir, f.InPort, out, f.VSID, flow, expires)
-				}
+				continue
 			}
-			if k := i - 1; k != kept {
-				b.Frames[kept], b.Frames[k] = b.Frames[k], b.Frames[kept]
+			verdict, expires = e.Verdict, e.Expires
+			if dir == api.Egress && f.Flow != 0 {
+				xw.cache.SetTag(f.Flow, out, e)
 			}
-			kept++
-			continue
 		}
-		// every frame to the extension
-		extensions.MakeFlowKey(key, data, f.VSID, dir, f.InPort, out)
-		if !w.park(x, inst, ch, f, data, dir, out, key.Hash(), true) {
-			busy++
-			drops[DropExtensionBusy]++
+		hits++
+		switch verdict {
+		case api.VerdictDrop:
+			dropped++
+			drops[DropExtension]++
 			continue
+		case api.VerdictForward:
+			if e != nil { // always: forwarding runs on ingress, found by key
+				f.Fwd = w.decide(e.Verdict, e.Flags, e.NPorts, &e.Ports, f.InPort)
+			}
+		case api.VerdictPass:
+			flow := f.Flow
+			if dir == api.Ingress && e != nil { // e is always set on ingress
+				flow = e.Tag
+				f.Flow = flow
+			}
+			if shortRuns < maxShortRuns {
+				run = xw.cache.StartPassRun(data, dir, f.InPort, out, f.VSID, flow, expires)
+			}
 		}
-		sent++
+		if k := i - 1; k != kept {
+			b.Frames[kept], b.Frames[k] = b.Frames[k], b.Frames[kept]
+		}
+		kept++
 	}
 	b.N = kept
 	c := &x.st.ext.Counters
