@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xvswitch/xvs/extensions/api"
+	"github.com/xvswitch/xvs/extensions/examples/internal/leaktest"
 	"github.com/xvswitch/xvs/extensions/examples/internal/logtest"
 	"github.com/xvswitch/xvs/extensions/sdk"
 )
@@ -34,22 +34,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-}
-
-// checkNoLeak fails if goroutines started during the test outlive it.
-func checkNoLeak(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(2 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				t.Errorf("%d goroutines, %d before the test:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	})
 }
 
 // writeRules writes a rules file and gives it a modification time of its
@@ -99,7 +83,7 @@ func TestStartConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkNoLeak(t)
+			leaktest.Check(t)
 			a := &ACL{}
 			err := a.start(&fakeHost{config: tt.config}, &logtest.Log{})
 			if err == nil {
@@ -189,7 +173,7 @@ func TestFilterBeforeStartDrops(t *testing.T) {
 }
 
 func TestReload(t *testing.T) {
-	checkNoLeak(t)
+	leaktest.Check(t)
 	a, h, l, path := startACL(t, "rules: [{action: deny, protocol: tcp, dport: 22}]")
 	ssh := tcp4(t, "10.0.0.1", "10.0.0.2", 40000, 22)
 	web := tcp4(t, "10.0.0.1", "10.0.0.2", 40000, 80)
@@ -258,7 +242,7 @@ func TestReload(t *testing.T) {
 }
 
 func TestReloadOnSIGHUP(t *testing.T) {
-	checkNoLeak(t)
+	leaktest.Check(t)
 	a, h, _, _ := startACL(t, "rules: [{action: deny, protocol: tcp, dport: 22}]")
 	// The file is unchanged: only SIGHUP makes it reload.
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xvswitch/xvs/extensions/api"
+	"github.com/xvswitch/xvs/extensions/examples/internal/leaktest"
 	"github.com/xvswitch/xvs/extensions/examples/internal/logtest"
 	"github.com/xvswitch/xvs/extensions/sdk"
 )
@@ -193,7 +193,7 @@ func TestMonitorAppearsLater(t *testing.T) {
 }
 
 func TestMonitorChanges(t *testing.T) {
-	checkNoLeak(t)
+	leaktest.Check(t)
 	mr, h := startMirror(t, vm1, ids)
 	m := ingress(vm1.Index, 5001)
 	if got := mr.Forward(m, nil); !slices.Equal(got.Ports, []uint16{7}) {
@@ -252,18 +252,4 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-func checkNoLeak(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(2 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				t.Errorf("%d goroutines, %d before the test", runtime.NumGoroutine(), before)
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	})
 }

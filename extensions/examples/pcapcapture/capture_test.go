@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -20,6 +19,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/xvswitch/xvs/extensions/api"
+	"github.com/xvswitch/xvs/extensions/examples/internal/leaktest"
 	"github.com/xvswitch/xvs/extensions/examples/internal/logtest"
 	"github.com/xvswitch/xvs/extensions/sdk"
 )
@@ -42,22 +42,6 @@ func (h *fakeHost) PortByIndex(i uint16) (sdk.Port, bool) {
 }
 
 var testPorts = []sdk.Port{{Index: 1, Name: "vm1", VSID: 5001}, {Index: 2, Name: "vm2", VSID: 5001}}
-
-// checkNoLeak fails if goroutines started during the test outlive it.
-func checkNoLeak(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(2 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				t.Errorf("%d goroutines, %d before the test:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	})
-}
 
 // startCapture starts a capture into a new directory with the given
 // settings (dir is added).
@@ -152,7 +136,7 @@ func captureFiles(t *testing.T, dir, prefix string) []string {
 var t0 = time.Date(2025, 3, 4, 5, 6, 7, 123456789, time.UTC)
 
 func TestCaptureReadBack(t *testing.T) {
-	checkNoLeak(t)
+	leaktest.Check(t)
 	c, dir, _ := startCapture(t, nil, nil)
 	type sent struct {
 		meta  sdk.Meta
@@ -389,7 +373,7 @@ func TestStartErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkNoLeak(t)
+			leaktest.Check(t)
 			c := &Capture{}
 			err := c.start(&fakeHost{config: tt.kv}, &logtest.Log{})
 			if err == nil {
@@ -423,7 +407,7 @@ func (f *flakyFile) Write(b []byte) (int, error) {
 func (f *flakyFile) Close() error { return f.f.Close() }
 
 func TestWriteErrors(t *testing.T) {
-	checkNoLeak(t)
+	leaktest.Check(t)
 	var fail atomic.Bool
 	c, dir, l := startCapture(t, nil, func(c *Capture) {
 		c.flushEvery = 5 * time.Millisecond
