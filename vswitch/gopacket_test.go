@@ -1,7 +1,6 @@
 package vswitch
 
 import (
-	"net"
 	"testing"
 
 	"github.com/gopacket/gopacket"
@@ -13,14 +12,10 @@ import (
 // the other host's PA, GRE with the key bit and protocol 0x6558 (TEB),
 // key = VSID<<8 | FlowID, and the untouched inner Ethernet frame.
 func TestNVGREDecodedByGopacket(t *testing.T) {
-	up2 := net.HardwareAddr{2, 0xaa, 0, 0, 0, 2}
-	h1, h2 := newHost(t, "192.168.50.1", net.HardwareAddr{2, 0xaa, 0, 0, 0, 1}), newHost(t, "192.168.50.2", up2)
+	h1, h2 := twoHosts(t)
+	up2 := h2.up.MAC()
 	f := udp4(mustMAC("02:00:00:00:01:0b"), mustMAC("02:00:00:00:01:0a"), "10.0.1.10", "10.0.1.20", 64)
-	h1.run(h1.vm, f)
-	h2.run(h2.up, h1.up.Sent()...)
-	h1.run(h1.up, h2.up.Sent()...)
-	h1.sw.RunOnce()
-	wire := h1.up.Sent()
+	wire := sendAcross(h1, h2, f)
 	if len(wire) != 1 {
 		t.Fatalf("%d frames on the uplink, want 1", len(wire))
 	}

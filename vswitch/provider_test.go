@@ -18,6 +18,21 @@ type host struct {
 	vm, up *porttest.Port
 }
 
+// twoHosts is two hosts of the policy on one provider network.
+func twoHosts(t *testing.T) (h1, h2 *host) {
+	return newHost(t, "192.168.50.1", net.HardwareAddr{2, 0xaa, 0, 0, 0, 1}), newHost(t, "192.168.50.2", net.HardwareAddr{2, 0xaa, 0, 0, 0, 2})
+}
+
+// sendAcross sends frame from h1's VM to host 2 and returns what h1 puts on
+// its uplink once host 2's provider address is resolved.
+func sendAcross(h1, h2 *host, frame []byte) [][]byte {
+	h1.run(h1.vm, frame)           // held: host 2's MAC is asked for
+	h2.run(h2.up, h1.up.Sent()...) // ARP request
+	h1.run(h1.up, h2.up.Sent()...) // ARP reply
+	h1.sw.RunOnce()                // the held frame goes
+	return h1.up.Sent()
+}
+
 func newHost(t *testing.T, localPA string, upMAC net.HardwareAddr) *host {
 	t.Helper()
 	pol, err := wnv.LoadConfig(wnv.PolicyConfig{
@@ -253,16 +268,11 @@ func TestHeldFramesExpire(t *testing.T) {
 // TestHeadEndReplication: a broadcast (other than ARP) in a virtual subnet
 // reaches the other host's VM through one unicast NVGRE copy.
 func TestHeadEndReplication(t *testing.T) {
-	up2 := net.HardwareAddr{2, 0xaa, 0, 0, 0, 2}
-	h1, h2 := newHost(t, "192.168.50.1", net.HardwareAddr{2, 0xaa, 0, 0, 0, 1}), newHost(t, "192.168.50.2", up2)
+	h1, h2 := twoHosts(t)
 	b := make([]byte, 60)
 	copy(b, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 1, 0x0a, 0x88, 0xb5})
 	copy(b[14:], "hello, subnet")
-	h1.run(h1.vm, b)               // held: host 2's MAC is asked for
-	h2.run(h2.up, h1.up.Sent()...) // ARP request
-	h1.run(h1.up, h2.up.Sent()...) // ARP reply
-	h1.sw.RunOnce()                // the held copy goes
-	wire := h1.up.Sent()
+	wire := sendAcross(h1, h2, b)
 	if len(wire) != 1 {
 		t.Fatalf("host 1 sent %d frames on the uplink, want 1 replicated copy", len(wire))
 	}
@@ -279,14 +289,9 @@ func TestHeadEndReplication(t *testing.T) {
 // record changes PA and port), the very next frame follows the new record,
 // although the old verdict and tunnel were cached.
 func TestRecordMoveRedirectsAtOnce(t *testing.T) {
-	up2 := net.HardwareAddr{2, 0xaa, 0, 0, 0, 2}
-	h1, h2 := newHost(t, "192.168.50.1", net.HardwareAddr{2, 0xaa, 0, 0, 0, 1}), newHost(t, "192.168.50.2", up2)
+	h1, h2 := twoHosts(t)
 	f := udp4(mustMAC("02:00:00:00:01:0b"), mustMAC("02:00:00:00:01:0a"), "10.0.1.10", "10.0.1.20", 64)
-	h1.run(h1.vm, f)
-	h2.run(h2.up, h1.up.Sent()...)
-	h1.run(h1.up, h2.up.Sent()...)
-	h1.sw.RunOnce()
-	if got := h1.up.Sent(); len(got) != 1 {
+	if got := sendAcross(h1, h2, f); len(got) != 1 {
 		t.Fatalf("before the move: %d frames on the uplink, want 1", len(got))
 	}
 	vm2 := porttest.New("vm2", nil)
@@ -344,11 +349,7 @@ func TestRoutedAcrossHosts(t *testing.T) {
 	h1, h2 := mk("192.168.50.1", net.HardwareAddr{2, 0xaa, 0, 0, 0, 1}), mk("192.168.50.2", net.HardwareAddr{2, 0xaa, 0, 0, 0, 2})
 	gw := h1.sw.cfg.Policy.Snapshot().GatewayMAC()
 	f := udp4(gw, mustMAC("02:00:00:00:01:0a"), "10.0.1.10", "10.0.2.20", 64)
-	h1.run(h1.vm, f)
-	h2.run(h2.up, h1.up.Sent()...)
-	h1.run(h1.up, h2.up.Sent()...)
-	h1.sw.RunOnce()
-	wire := h1.up.Sent()
+	wire := sendAcross(h1, h2, f)
 	if nf, err := header.DecapNVGRE(wire[0]); err != nil || nf.VSID != 5002 {
 		t.Fatalf("routed frame on the wire: %+v %v, want VSID 5002 (the destination's)", nf, err)
 	}
