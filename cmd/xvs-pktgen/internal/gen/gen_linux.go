@@ -254,6 +254,9 @@ func (g *Generator) loop(ready chan<- error) {
 // takes live frames.
 const probeFrames = 64
 
+// probeWait is how long probe waits for the device to count the frames.
+const probeWait = 200 * time.Millisecond
+
 // probe sends a few frames in live mode and checks that the device's
 // transmit counter grew: a veth whose peer has no NAPI drops live frames
 // without counting them anywhere, and auto mode should then use AF_XDP.
@@ -274,6 +277,14 @@ func (g *Generator) probe(s sender, dev string) (queued uint64, err error) {
 		return 0, err
 	}
 	after, err := devStats(dev)
+	// A veth counts live frames as transmitted when its peer's NAPI has
+	// taken them: at once when that runs in the sender's softirq, later
+	// when the peer polls in a kernel thread (threaded NAPI) or on
+	// another CPU. Wait a little for it before calling the mode broken.
+	for wait := time.Now().Add(probeWait); err == nil && after.TxPackets == before.TxPackets && time.Now().Before(wait); {
+		time.Sleep(probeWait / 50)
+		after, err = devStats(dev)
+	}
 	if err == nil && after.TxPackets == before.TxPackets {
 		g.res.Warning = fmt.Sprintf("live: %s took none of %d probe frames (on a veth the peer needs NAPI: an XDP program or GRO); trying the next mode", dev, n)
 		return 0, fmt.Errorf("live: %s takes no XDP frames: %w", dev, ErrUnsupported)
