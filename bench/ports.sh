@@ -3,31 +3,42 @@
 # run and on one topology, for
 #   xdp-redirect  an XDP program XDP_REDIRECTing between the veths (the in-kernel ceiling)
 #   bridge        the Linux bridge (br_netfilter off)
-#   xvs           xvsd with two AF_XDP ports with fast_path (learned unicast
-#                 forwarded by xvs's XDP program), one worker
-#   xvs-slowpath  the same without fast_path: every frame through the worker
-#   xvs-threaded  xvs with threaded_napi on both ports as well (the fast path
-#                 in kernel threads rather than the sender's softirq)
+#   xvs           xvsd, one worker, two AF_XDP ports in the configuration the
+#                 README recommends for veths: fast_path (learned unicast
+#                 forwarded by xvs's XDP program) and threaded_napi (that
+#                 program runs in the devices' NAPI threads)
+#   xvs-softirq   the same without threaded_napi: the fast path runs in the
+#                 softirq of the sender's CPU
+#   xvs-slowpath  without fast_path and threaded_napi: every frame through
+#                 the worker
 # at 64B and 1518B frames, 1 flow and 1024 flows. Prints one line per case,
 #   CASE SIZE FLOWS MPPS
-# then iperf3 TCP through the bridge and through xvs (Gbit/s), xvsd's idle
-# CPU, and the ratios xvs/bridge and xvs/xdp-redirect for 64B 1 flow (and
-# xvs-slowpath/bridge), then iperf3 xvs/bridge and xvs-threaded/bridge.
+# then iperf3 TCP through the bridge and through xvs (Gbit/s, the median of
+# IPERF_RUNS runs), xvsd's idle CPU, and the ratios xvs/bridge and
+# xvs/xdp-redirect for 64B 1 flow (and xvs-softirq/bridge,
+# xvs-slowpath/bridge), then iperf3 xvs/bridge and xvs-softirq/bridge.
 #
 #   gen ns: gen0 ──veth── xbpin ┐ sw ns: forwarder ┌ xbpout ──veth── sink0 :sink ns
 #
 # xvs-pktgen sends from gen0 (XDP live frames) and counts at sink0 (XDP).
 # Everything lives in namespaces xvs-bp-*; they are removed on exit.
-# Knobs: DURATION (s per case), SIZES, FLOWS, CASES, XVS_WORKERS, VERBOSE.
+# Knobs: DURATION (s per case), SIZES, FLOWS, CASES, IPERF_RUNS, XVS_WORKERS,
+# VERBOSE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
 DURATION=${DURATION:-5}
 SIZES=${SIZES:-"64 1518"}
 FLOWS=${FLOWS:-"1 1024"}
-CASES=${CASES:-"xdp-redirect bridge xvs xvs-slowpath xvs-threaded"}
+CASES=${CASES:-"xdp-redirect bridge xvs xvs-softirq xvs-slowpath"}
 
 [ "$(id -u)" = 0 ] || { echo "bench-ports: needs root" >&2; exit 1; }
+for c in $CASES; do
+	case $c in
+	xdp-redirect | bridge | xvs | xvs-softirq | xvs-slowpath) ;;
+	*) echo "bench-ports: unknown case $c (want xdp-redirect bridge xvs xvs-softirq xvs-slowpath)" >&2; exit 2 ;;
+	esac
+done
 for b in xvsd xvsctl xvs-pktgen xdp-redirect; do
 	[ -x "$BIN/$b" ] || { echo "bench-ports: $BIN/$b missing: run make build" >&2; exit 1; }
 done
@@ -96,10 +107,10 @@ fwd_up() {
 		inns $SW ip link set xbpout master br0
 		inns $SW ip link set br0 up
 		;;
-	xvs | xvs-slowpath | xvs-threaded)
-		local fp=true tn=false
+	xvs | xvs-softirq | xvs-slowpath)
+		local fp=true tn=true
 		[ "$1" = xvs-slowpath ] && fp=false
-		[ "$1" = xvs-threaded ] && tn=true
+		[ "$1" != xvs ] && tn=false
 		cat >"$TMP/xvsd.yaml" <<CFG
 api_socket: $TMP/xvsd.sock
 metrics_address: ""
@@ -159,13 +170,13 @@ iperf_once() {
 	python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))' <<<"$out"
 }
 
-# iperf_gbps: the median of IPERF_RUNS (default 3) TCP runs - one run on
+# iperf_gbps: the median of IPERF_RUNS (default 5) TCP runs - one run on
 # this noisy machine varies by 10%.
 iperf_gbps() {
 	inns $SW ethtool -K xbpin gro off >/dev/null 2>&1 || true
 	inns $SW ethtool -K xbpout gro off >/dev/null 2>&1 || true
 	local runs=()
-	for _ in $(seq "${IPERF_RUNS:-3}"); do runs+=("$(iperf_once)"); done
+	for _ in $(seq "${IPERF_RUNS:-5}"); do runs+=("$(iperf_once)"); done
 	inns $SW ethtool -K xbpin gro on >/dev/null 2>&1 || true
 	inns $SW ethtool -K xbpout gro on >/dev/null 2>&1 || true
 	printf '%s\n' "${runs[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
@@ -189,7 +200,7 @@ for c in $CASES; do
 	if [ "$c" != xdp-redirect ] && command -v iperf3 >/dev/null; then
 		R[$c,iperf]=$(iperf_gbps)
 	fi
-	if [ "$c" = xvs ] || [ "$c" = xvs-slowpath ] || [ "$c" = xvs-threaded ]; then
+	if [[ $c == xvs* ]]; then
 		# idle CPU of xvsd in adaptive mode, from /proc over 5 s
 		t0=$(awk '{print $14+$15}' /proc/$XVSD_PID/stat); sleep 5
 		t1=$(awk '{print $14+$15}' /proc/$XVSD_PID/stat)
@@ -201,15 +212,16 @@ done
 
 ratio() { python3 -c "a,b=float('$1' or 0),float('$2' or 0); print('%.2f' % (a/b if b else 0))"; }
 echo
-for c in bridge xvs xvs-slowpath xvs-threaded; do
+for c in bridge xvs xvs-softirq xvs-slowpath; do
 	[ -n "${R[$c,iperf]:-}" ] && printf 'iperf3-tcp %-12s %6s Gbit/s\n' "$c" "${R[$c,iperf]}"
 done
-for c in xvs xvs-slowpath xvs-threaded; do
+for c in xvs xvs-softirq xvs-slowpath; do
 	[ -n "${R[$c,idle]:-}" ] && echo "$c idle cpu ${R[$c,idle]}% of one core (adaptive poll)"
 done
 echo "xvs/bridge $(ratio "${R[xvs,64,1]:-}" "${R[bridge,64,1]:-}")"
 echo "xvs/xdp-redirect $(ratio "${R[xvs,64,1]:-}" "${R[xdp-redirect,64,1]:-}")"
+echo "xvs-softirq/bridge $(ratio "${R[xvs-softirq,64,1]:-}" "${R[bridge,64,1]:-}")"
 echo "xvs-slowpath/bridge $(ratio "${R[xvs-slowpath,64,1]:-}" "${R[bridge,64,1]:-}")"
 echo "iperf3 xvs/bridge $(ratio "${R[xvs,iperf]:-}" "${R[bridge,iperf]:-}")"
-echo "iperf3 xvs-threaded/bridge $(ratio "${R[xvs-threaded,iperf]:-}" "${R[bridge,iperf]:-}")"
+echo "iperf3 xvs-softirq/bridge $(ratio "${R[xvs-softirq,iperf]:-}" "${R[bridge,iperf]:-}")"
 if [ -f "$TMP/xvs-stats.txt" ] && [ -n "${VERBOSE:-}" ]; then cat "$TMP/xvs-stats.txt"; fi

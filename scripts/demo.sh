@@ -68,7 +68,7 @@ up() {
 		ip netns exec "$ns" ethtool -K eth0 tx off >/dev/null
 		# GRO gives eth0 NAPI, so the fast path can XDP_REDIRECT into it.
 		ip netns exec "$ns" ethtool -K eth0 gro on >/dev/null
-		echo "  - {name: ${ns#xvs-}, type: afxdp, dev: $host, vsid: $vsid, fast_path: true}" >>"$CONF"
+		echo "  - {name: ${ns#xvs-}, type: afxdp, dev: $host, vsid: $vsid, fast_path: true, threaded_napi: true}" >>"$CONF"
 	done
 	echo "demo: starting xvsd ($LOG)"
 	nohup "$BIN/xvsd" --config "$CONF" >"$LOG" 2>&1 &

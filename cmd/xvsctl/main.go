@@ -417,7 +417,7 @@ func portFlags(add bool) func(fs *flag.FlagSet) {
 			fs.String("type", "", "port type: afxdp, tap or vhostuser")
 			fs.String("dev", "", "device to attach: a NIC or veth for afxdp, a TAP name for tap")
 			fs.Bool("fast-path", false, "afxdp: forward learned unicast between fast-path ports in the kernel (XDP_REDIRECT);\nthe device must accept redirected frames (a NIC, or a veth whose peer has GRO on or an XDP program)")
-			fs.Bool("threaded-napi", false, "afxdp: the device polls in kernel threads (threaded NAPI), so its XDP program runs on a free core:\nmore TCP throughput when the sending VM's CPU is the bottleneck, fewer small frames per second on few cores")
+			fs.Bool("threaded-napi", false, "afxdp: the device polls in kernel threads (threaded NAPI), so its XDP program runs on a free core:\nmore TCP throughput when the sending VM's CPU is the bottleneck; recommended for veths with --fast-path")
 			fs.String("socket", "", "vhostuser: the vhost-user unix socket (made absolute from the current directory)")
 			fs.Bool("server", false, "vhostuser: xvs listens on the socket, QEMU connects (chardev without server=on); the default")
 			fs.Bool("client", false, "vhostuser: QEMU listens (chardev server=on,wait=off), xvs connects and reconnects")

@@ -50,9 +50,10 @@ type PortConfig struct {
 	VSID     *uint32 `yaml:"vsid"`
 	FastPath bool    `yaml:"fast_path"` // afxdp: forward learned unicast in the kernel (the device must accept XDP_REDIRECT)
 	// afxdp: the device polls in kernel threads (threaded NAPI), so its
-	// XDP program runs on a free core: more TCP throughput when the
-	// sender's CPU is the bottleneck, far fewer small frames per second
-	// on a 2-core host (bench/RESULTS.md). Default off.
+	// XDP program (the fast path) runs on a free core rather than in the
+	// sender's softirq: more TCP throughput when the sender's CPU is the
+	// bottleneck (bench/RESULTS.md). Default off: it changes how the
+	// whole device is polled.
 	ThreadedNAPI bool `yaml:"threaded_napi"`
 	// vhostuser only: the socket (absolute path), who listens on it
 	// (server, the default: xvs; client: QEMU, with server=on), the VM
