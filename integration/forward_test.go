@@ -247,9 +247,16 @@ func TestKillAndRestart(t *testing.T) {
 
 // TestFastPath runs the four VMs with the in-kernel fast path on: known
 // unicast must bypass the workers (offload counters move), VSIDs must stay
-// apart, and a port moved or removed must stop receiving at once.
+// apart, and a port moved or removed must stop receiving at once - with
+// the fast path in the sender's softirq and in NAPI threads (the
+// configuration the README recommends for veths).
 func TestFastPath(t *testing.T) {
 	needRoot(t, "ping", "arping", "iperf3")
+	t.Run("softirq", func(t *testing.T) { testFastPath(t, false) })
+	t.Run("threaded-napi", func(t *testing.T) { testFastPath(t, true) })
+}
+
+func testFastPath(t *testing.T, threaded bool) {
 	tp := newTopo(t)
 	var vms []vm
 	var specs []string
@@ -258,12 +265,17 @@ func TestFastPath(t *testing.T) {
 		// redirected frames need NAPI on the receiving veth's peer
 		m.exec(t, "ethtool", "-K", "eth0", "gro", "on")
 		vms = append(vms, m)
-		specs = append(specs, fmt.Sprintf("  - {name: %s, type: afxdp, dev: %s, vsid: %d, fast_path: true}", v.name, m.Host, v.vsid))
+		specs = append(specs, fmt.Sprintf("  - {name: %s, type: afxdp, dev: %s, vsid: %d, fast_path: true, threaded_napi: %t}", v.name, m.Host, v.vsid, threaded))
 	}
 	d := startXVSDConfig(t, strings.Join(specs, "\n"))
+	for _, m := range vms {
+		if got := napiThreaded(t, m.Host); got != threaded {
+			t.Errorf("%s: threaded NAPI %t, want %t", m.Host, got, threaded)
+		}
+	}
 	checkReachability(t, vms)
 	gbps := iperf(t, vms[0], vms[1], 3)
-	t.Logf("iperf3 TCP vm1 -> vm2 with the fast path: %.2f Gbit/s", gbps)
+	t.Logf("iperf3 TCP vm1 -> vm2 with the fast path (threaded NAPI %t): %.2f Gbit/s", threaded, gbps)
 	var st []struct {
 		Name            string `json:"name"`
 		RxFrames        uint64 `json:"rx_frames"`

@@ -282,3 +282,14 @@ func xdpAttached(t *testing.T, dev string) bool {
 	out := sh(t, "ip", "-d", "link", "show", "dev", dev)
 	return strings.Contains(out, "prog/xdp") || strings.Contains(out, "xdpgeneric") || strings.Contains(out, " xdp ")
 }
+
+// napiThreaded says whether dev (in the test's namespace) polls in NAPI
+// threads.
+func napiThreaded(t *testing.T, dev string) bool {
+	t.Helper()
+	b, err := os.ReadFile("/sys/class/net/" + dev + "/threaded")
+	if err != nil {
+		t.Fatalf("threaded NAPI of %s: %v", dev, err)
+	}
+	return strings.TrimSpace(string(b)) != "0"
+}
