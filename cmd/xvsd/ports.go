@@ -28,6 +28,10 @@ type portSpec struct {
 	Queues int    // queue pairs offered; 0 before check means 1
 }
 
+// typeAFXDP is the type of AF_XDP ports, the only ones with an XDP fast
+// path and a device NAPI to thread.
+const typeAFXDP = "afxdp"
+
 // typeVhostUser is the type of vhost-user ports: a VM's virtio-net device
 // served over a unix socket instead of a device.
 const typeVhostUser = "vhostuser"
@@ -65,6 +69,14 @@ func (s *portSpec) check() error {
 	if _, ok := portTypes[s.Type]; !ok {
 		return fmt.Errorf("type: %q: want one of %s", s.Type, portTypeList())
 	}
+	if s.Type != typeAFXDP {
+		switch {
+		case s.FastPath:
+			return fmt.Errorf("fast_path: only %s ports have a fast path", typeAFXDP)
+		case s.ThreadedNAPI:
+			return fmt.Errorf("threaded_napi: only %s ports poll a device's NAPI", typeAFXDP)
+		}
+	}
 	if s.Type != typeVhostUser {
 		switch {
 		case s.Dev == "":
@@ -83,10 +95,6 @@ func (s *portSpec) check() error {
 	switch {
 	case s.Dev != "":
 		return fmt.Errorf("dev: %q: a %s port has no device: give its socket", s.Dev, typeVhostUser)
-	case s.FastPath:
-		return fmt.Errorf("fast_path: only afxdp ports have a fast path")
-	case s.ThreadedNAPI:
-		return fmt.Errorf("threaded_napi: only afxdp ports poll a device's NAPI")
 	case s.Socket == "":
 		return fmt.Errorf("socket: missing: give the path of the %s socket, such as /run/xvs/%s.sock", typeVhostUser, s.Name)
 	case !filepath.IsAbs(s.Socket):

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -18,7 +17,7 @@ import (
 )
 
 func init() {
-	portTypes["afxdp"] = func(d *daemon, s portSpec) (ports.Port, error) {
+	portTypes[typeAFXDP] = func(d *daemon, s portSpec) (ports.Port, error) {
 		cfg := afxdp.Config{Name: s.Name, Dev: s.Dev, Logger: d.log.With().Str("port", s.Name).Logger()}
 		if s.FastPath {
 			if d.fastPath == nil {
@@ -30,12 +29,6 @@ func init() {
 		return afxdp.New(cfg)
 	}
 	portTypes["tap"] = func(d *daemon, s portSpec) (ports.Port, error) {
-		if s.FastPath {
-			return nil, errors.New("fast_path: only afxdp ports have a fast path")
-		}
-		if s.ThreadedNAPI {
-			return nil, errors.New("threaded_napi: only afxdp ports poll a device's NAPI")
-		}
 		return tap.New(tap.Config{Name: s.Name, Dev: s.Dev, Logger: d.log.With().Str("port", s.Name).Logger()})
 	}
 	portTypes[typeVhostUser] = newVhostUser

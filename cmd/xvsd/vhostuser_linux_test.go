@@ -41,6 +41,8 @@ func TestVhostUserConfig(t *testing.T) {
 		{"{name: a, type: vhostuser, socket: /s, dev: eth0, vsid: 0}", `ports[0].dev: "eth0": a vhostuser port has no device`},
 		{"{name: a, type: vhostuser, socket: /s, fast_path: true, vsid: 0}", "ports[0].fast_path: only afxdp ports have a fast path"},
 		{"{name: a, type: vhostuser, socket: /s, threaded_napi: true, vsid: 0}", "ports[0].threaded_napi: only afxdp ports"},
+		{"{name: a, type: tap, dev: t0, fast_path: true, vsid: 0}", "ports[0].fast_path: only afxdp ports have a fast path"},
+		{"{name: a, type: tap, dev: t0, threaded_napi: true, vsid: 0}", "ports[0].threaded_napi: only afxdp ports"},
 		{"{name: a, type: vhostuser, socket: /s, mode: listen, vsid: 0}", `ports[0].mode: "listen": want server`},
 		{"{name: a, type: vhostuser, socket: /s, mac: 02:00:00:00:01, vsid: 0}", `ports[0].mac: "02:00:00:00:01": want an EUI-48 address`},
 		{"{name: a, type: vhostuser, socket: /s, mac: 'hello', vsid: 0}", `ports[0].mac: "hello"`},
