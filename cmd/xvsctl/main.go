@@ -442,7 +442,7 @@ func vsidFlag(fs *flag.FlagSet) (*uint32, error) {
 }
 
 // typeVhostUser is the port type whose flags differ: --socket instead of --dev.
-const typeVhostUser = "vhostuser"
+const typeVhostUser = api.TypeVhostUser
 
 func (c *cli) portAdd(fs *flag.FlagSet) error {
 	vsid, err := vsidFlag(fs)

@@ -28,13 +28,11 @@ type portSpec struct {
 	Queues int    // queue pairs offered; 0 before check means 1
 }
 
-// typeAFXDP is the type of AF_XDP ports, the only ones with an XDP fast
-// path and a device NAPI to thread.
-const typeAFXDP = "afxdp"
-
-// typeVhostUser is the type of vhost-user ports: a VM's virtio-net device
-// served over a unix socket instead of a device.
-const typeVhostUser = "vhostuser"
+// The port types with settings of their own.
+const (
+	typeAFXDP     = api.TypeAFXDP
+	typeVhostUser = api.TypeVhostUser
+)
 
 // maxSocketLen is the longest unix socket path (sun_path less its NUL).
 const maxSocketLen = 107

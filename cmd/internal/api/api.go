@@ -87,6 +87,16 @@ type AddPort struct {
 	Queues       int     `json:"queues,omitempty"`
 }
 
+// Port types whose settings differ (Port.Type, AddPort.Type).
+const (
+	// TypeAFXDP: a device through AF_XDP; the only type with a fast path
+	// and a device NAPI to thread.
+	TypeAFXDP = "afxdp"
+	// TypeVhostUser: a VM's virtio-net device over a unix socket; Socket
+	// instead of Dev.
+	TypeVhostUser = "vhostuser"
+)
+
 // The modes of a vhostuser port (Port.Mode, AddPort.Mode).
 const (
 	// ModeServer: xvs listens on the socket and the front-end connects
