@@ -460,7 +460,7 @@ func (d *device) publish() {
 		if q == nil {
 			continue
 		}
-		lq := liveQueue{q: q, ring: i, failed: q.Err() != nil}
+		lq := liveQueue{q: q, ring: i}
 		if i%2 == 0 {
 			rx = append(rx, lq)
 		} else {

@@ -473,24 +473,6 @@ func feWaitRunning(t testing.TB, p *Port, rx, tx int) {
 	})
 }
 
-// feArena returns an arena and a batch ready for Receive.
-func feArena(t testing.TB) (*ring.Arena, *ring.Batch) {
-	t.Helper()
-	a, err := ring.NewArena(ring.ArenaConfig{Frames: 2 * ring.BatchSize, FrameSize: 2048, Headroom: 256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a, ring.NewBatch(a)
-}
-
-// feRxBatch prepares b for Receive: buffer i at the default headroom.
-func feRxBatch(b *ring.Batch) {
-	b.N = 0
-	for i := range b.Frames {
-		b.Frames[i] = ring.Frame{Index: uint32(i), Offset: uint16(b.Arena().Headroom())}
-	}
-}
-
 // feTxBatch fills b with frames to transmit, in buffers 64 and up.
 func feTxBatch(b *ring.Batch, frames ...[]byte) {
 	a := b.Arena()

@@ -91,9 +91,10 @@
 // has withdrawn a queue, no batch uses it, and guest memory is unmapped
 // only after every queue over it was withdrawn. Receive reads the
 // transmit queues round-robin; Transmit sends a frame to receive queue
-// Meta.Hash mod the running ones and consumes every frame: those it
-// cannot deliver are counted by reason in [Port.Stats] (not-connected,
-// rx-no-buffers, too-big, malformed, queue-error). A guest that breaks a
+// Meta.Hash mod the running ones. Frames it cannot deliver are counted by
+// reason in [Port.Stats] (not-connected, too-big, malformed, queue-error),
+// except those the guest posted no receive buffers for, which Transmit
+// does not consume and the switch counts as ring-full. A guest that breaks a
 // ring stops that ring only, until the front-end sets it up again.
 //
 // A front-end that shrinks a memory region's file after SET_MEM_TABLE

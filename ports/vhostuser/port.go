@@ -142,16 +142,10 @@ var dropNames = [numDropReasons]string{
 	dropMalformed:    "malformed",
 }
 
-// Drop reasons counted by the queues.
-const (
-	reasonNoBuffers = "rx-no-buffers" // the guest posted no receive buffers
-)
-
 // liveQueue is a running queue as the data path sees it.
 type liveQueue struct {
-	q      *Queue
-	ring   int  // vring index, for logs
-	failed bool // the queue stopped on an error; written under the data path's lock
+	q    *Queue
+	ring int // vring index, for logs
 }
 
 // Port is a vhost-user port: the switch's side of a VM's virtio-net
@@ -176,7 +170,11 @@ type Port struct {
 	rxNext int // queue Receive starts with, round-robin
 	txMu   sync.Mutex
 	txq    []liveQueue
-	txPart *ring.Batch // Transmit's scratch batch, over the last arena seen
+	// Transmit's scratch: each queue's share of the batch, as frame
+	// indices. Fixed arrays, so that a batch from any arena (every switch
+	// worker has its own) needs no batch of the port's over that arena.
+	txIdx [MaxQueuePairs][ring.BatchSize]uint8
+	txCnt [MaxQueuePairs]int
 
 	closed atomic.Bool
 	stop   chan struct{}
@@ -294,7 +292,7 @@ func (p *Port) Receive(b *ring.Batch) (int, error) {
 	nq := len(p.rxq)
 	for k := 0; k < nq && b.N < ring.BatchSize; k++ {
 		lq := &p.rxq[(p.rxNext+k)%nq]
-		if lq.failed {
+		if lq.q.stopped {
 			continue
 		}
 		if _, err := lq.q.Dequeue(b); err != nil {
@@ -310,18 +308,22 @@ func (p *Port) Receive(b *ring.Batch) (int, error) {
 
 // Transmit implements ports.Port: it delivers b.Frames[:b.N] into the
 // guest's receive buffers. A frame goes to queue Meta.Hash mod the running
-// receive queues, which keeps a flow in order. Every frame is consumed:
-// delivered, or dropped and counted (not-connected, rx-no-buffers,
-// too-big, malformed, queue-error), so it returns b.N. It does not block;
-// it allocates only a scratch batch when it first sees an arena, and only
-// with several queues or frames to drop.
+// receive queues, which keeps a flow in order. It returns the frames it
+// consumed: those delivered and those it dropped and counted itself
+// (not-connected, too-big, malformed, queue-error), so that the switch
+// does not count them again. Frames the guest had posted no receive
+// buffers for are not consumed: the switch counts them (ring-full), as it
+// does a TAP queue that is full. With several queues those frames need not
+// be the last of the batch, so the switch's transmitted byte count is then
+// that of the first frames, not of the ones delivered. It does not block
+// and does not allocate.
 func (p *Port) Transmit(b *ring.Batch) (int, error) {
 	p.txMu.Lock()
 	defer p.txMu.Unlock()
 	if p.closed.Load() {
 		return 0, ports.ErrPortClosed
 	}
-	n := b.N
+	n := min(b.N, ring.BatchSize)
 	if n <= 0 {
 		return 0, nil
 	}
@@ -330,74 +332,66 @@ func (p *Port) Transmit(b *ring.Batch) (int, error) {
 		p.drops[dropNotConnected].Add(uint64(n))
 		return n, nil
 	}
+	// One pass sorts the frames into per-queue index lists, in order.
 	maxLen := p.mtu + ethHdrLen + ethVLANLen
-	clean := true
-	for i := range n {
-		if l := int(b.Frames[i].Len); l > maxLen || l < ethHdrLen {
-			clean = false
-			break
-		}
-	}
-	if clean && nq == 1 {
-		p.enqueue(&p.txq[0], b)
-		return n, nil
-	}
-	if p.txPart == nil || p.txPart.Arena() != b.Arena() {
-		p.txPart = ring.NewBatch(b.Arena())
-	}
-	part := p.txPart
+	cnt := p.txCnt[:nq]
+	clear(cnt)
 	var tooBig, malformed uint64
-	for qi := range nq {
-		part.N = 0
-		for i := range n {
-			f := &b.Frames[i]
-			if nq > 1 && int(f.Hash%uint32(nq)) != qi {
-				continue
-			}
-			switch l := int(f.Len); {
-			case l > maxLen:
-				tooBig++
-				continue
-			case l < ethHdrLen:
-				malformed++
-				continue
-			}
-			part.Frames[part.N] = *f
-			part.N++
+	for i := range n {
+		f := &b.Frames[i]
+		switch l := int(f.Len); {
+		case l > maxLen:
+			tooBig++
+			continue
+		case l < ethHdrLen:
+			malformed++
+			continue
 		}
-		if part.N > 0 {
-			p.enqueue(&p.txq[qi], part)
+		qi := 0
+		if nq > 1 {
+			qi = int(f.Hash % uint32(nq))
 		}
+		p.txIdx[qi][cnt[qi]] = uint8(i)
+		cnt[qi]++
 	}
-	part.N = 0
 	if tooBig > 0 {
 		p.drops[dropTooBig].Add(tooBig)
 	}
 	if malformed > 0 {
 		p.drops[dropMalformed].Add(malformed)
 	}
-	return n, nil
+	consumed := n
+	for qi, c := range cnt {
+		if c > 0 {
+			consumed -= p.enqueue(&p.txq[qi], b, p.txIdx[qi][:c])
+		}
+	}
+	return consumed, nil
 }
 
-// enqueue delivers b to one queue. Frames the queue did not accept lacked
-// buffers (the queue counts them) or met a broken ring (counted here).
-func (p *Port) enqueue(lq *liveQueue, b *ring.Batch) {
-	if lq.failed {
-		p.drops[dropQueueError].Add(uint64(b.N))
-		return
+// enqueue delivers the frames of b listed in idx to one queue and returns
+// how many found no receive buffers (the queue counts them as NoBuffers;
+// they are left to the switch). Frames a broken ring refused are dropped
+// and counted here.
+func (p *Port) enqueue(lq *liveQueue, b *ring.Batch, idx []uint8) int {
+	if lq.q.stopped {
+		p.drops[dropQueueError].Add(uint64(len(idx)))
+		return 0
 	}
-	n, err := lq.q.Enqueue(b)
+	n, err := lq.q.enqueue(b, idx)
 	if err != nil {
-		p.drops[dropQueueError].Add(uint64(b.N - n))
+		p.drops[dropQueueError].Add(uint64(len(idx) - n))
 		p.queueFailed(lq, err)
+		return 0
 	}
+	return len(idx) - n
 }
 
-// queueFailed marks a queue that failed and logs it once: it stays
-// stopped (its frames dropped) until the front-end sets the ring up again,
-// so the log is bounded by ring setups, not by frames.
+// queueFailed logs a queue that failed. It stays stopped (Queue.stopped;
+// its frames dropped) until the front-end sets the ring up again, and the
+// data path skips it meanwhile, so the log is bounded by ring setups, not
+// by frames.
 func (p *Port) queueFailed(lq *liveQueue, err error) {
-	lq.failed = true
 	p.log.Warn().Str("port", p.name).Int("ring", lq.ring).Err(err).Msg("vhost-user ring stopped")
 }
 
@@ -414,9 +408,9 @@ func (p *Port) publish(rx, tx []liveQueue) {
 
 // retire adds the counters of a stopped queue to the port's. The caller
 // holds statsMu, and withdrew q from the data path under it.
-func (p *Port) retire(ring int, q *Queue) {
+func (p *Port) retire(vring int, q *Queue) {
 	s := q.Stats()
-	if ring%2 == 0 {
+	if vring%2 == 0 {
 		addQueueStats(&p.retired.tx, &s)
 	} else {
 		addQueueStats(&p.retired.rx, &s)
@@ -466,8 +460,9 @@ func (p *Port) queueStats() (rx, tx QueueStats) {
 // zero or not: the port's own (not-connected, queue-error, and too-big and
 // malformed on transmit) and the queues' (too-big: a frame larger than the
 // switch's buffer, or than a guest buffer without mergeable buffers;
-// malformed: a guest chain shorter than the virtio-net header;
-// rx-no-buffers: the guest had posted no receive buffers).
+// malformed: a guest chain shorter than the virtio-net header). Frames
+// the guest had posted no receive buffers for are not among them: Transmit
+// leaves those to the switch, which counts them as ring-full.
 func (p *Port) Stats() ports.Stats {
 	rx, tx := p.queueStats()
 	s := ports.Stats{
@@ -482,7 +477,6 @@ func (p *Port) Stats() ports.Stats {
 	}
 	s.Drops[dropNames[dropTooBig]] += rx.TooBig + tx.TooBig
 	s.Drops[dropNames[dropMalformed]] += rx.Malformed + tx.Malformed
-	s.Drops[reasonNoBuffers] = tx.NoBuffers
 	return s
 }
 

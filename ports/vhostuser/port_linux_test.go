@@ -23,14 +23,14 @@ import (
 // in a guest receive buffer with a zero header.
 func feTraffic(t *testing.T, p *Port, f *feFrontend, seed byte) {
 	t.Helper()
-	_, b := feArena(t)
+	_, b := newTestBatch(t)
 
 	// Guest -> switch.
 	want := feFrame(60+int(seed), seed)
 	f.postTx(1, want)
 	var got []byte
 	feWait(t, "the guest's frame", func() bool {
-		feRxBatch(b)
+		resetTestBatch(b)
 		n, err := p.Receive(b)
 		if err != nil {
 			t.Fatalf("Receive: %v", err)
@@ -93,10 +93,10 @@ func TestPortServerEndToEnd(t *testing.T) {
 	if fi, _ := os.Stat(p.Socket()); fi.Mode().Perm() != 0o600 {
 		t.Errorf("socket mode %v, want 0600", fi.Mode().Perm())
 	}
-	_, b := feArena(t)
+	_, b := newTestBatch(t)
 
 	// Not connected: nothing to receive, frames to send are dropped.
-	feRxBatch(b)
+	resetTestBatch(b)
 	if n, err := p.Receive(b); n != 0 || err != nil {
 		t.Fatalf("Receive unconnected = %d, %v", n, err)
 	}
@@ -127,10 +127,14 @@ func TestPortServerEndToEnd(t *testing.T) {
 	if s.Drops["not-connected"] != 2 {
 		t.Errorf("not-connected drops %d, want 2", s.Drops["not-connected"])
 	}
-	for _, r := range []string{"not-connected", "rx-no-buffers", "too-big", "malformed", "queue-error"} {
+	for _, r := range []string{"not-connected", "too-big", "malformed", "queue-error"} {
 		if _, ok := s.Drops[r]; !ok {
 			t.Errorf("drop reason %q missing from Stats", r)
 		}
+	}
+	// Frames without guest buffers are left to the switch (ring-full).
+	if v, ok := s.Drops["rx-no-buffers"]; ok {
+		t.Errorf("drop reason rx-no-buffers in Stats (%d): the switch counts those", v)
 	}
 	cs := p.ControlStats()
 	if !cs.Connected || cs.Connects != 1 || cs.ProtocolErrors != 0 {
@@ -149,7 +153,7 @@ func TestPortServerEndToEnd(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	feRxBatch(b)
+	resetTestBatch(b)
 	if _, err := p.Receive(b); !errors.Is(err, ports.ErrPortClosed) {
 		t.Errorf("Receive after Close: %v", err)
 	}
@@ -206,7 +210,7 @@ func TestPortReconnect(t *testing.T) {
 			t.Fatalf("features %#x after disconnect", v)
 		}
 	}
-	_, b := feArena(t)
+	_, b := newTestBatch(t)
 	feTxBatch(b, feFrame(64, 0))
 	if n, _ := p.Transmit(b); n != 1 {
 		t.Fatalf("Transmit while disconnected = %d", n)
@@ -300,13 +304,13 @@ func TestPortTwoQueuePairs(t *testing.T) {
 	if n := f.get(ReqGetQueueNum); n != 2 {
 		t.Fatalf("GET_QUEUE_NUM %d", n)
 	}
-	_, b := feArena(t)
+	_, b := newTestBatch(t)
 
 	f.postTx(1, feFrame(70, 1))
 	f.postTx(3, feFrame(71, 2))
 	seen := map[int]bool{}
 	feWait(t, "frames of both transmit queues", func() bool {
-		feRxBatch(b)
+		resetTestBatch(b)
 		n, _ := p.Receive(b)
 		for i := range n {
 			seen[int(b.Frames[i].Len)] = true
@@ -329,20 +333,100 @@ func TestPortTwoQueuePairs(t *testing.T) {
 	if len(u0) != 2 || len(u2) != 2 || u0[0].len != hl+80 || u0[1].len != hl+82 || u2[0].len != hl+81 || u2[1].len != hl+83 {
 		t.Fatalf("used: ring 0 %+v, ring 2 %+v", u0, u2)
 	}
+
+	// Queue pair 1 runs out of buffers: its frames are not consumed, and
+	// the port does not count them (the switch does, as ring-full).
+	// Ring 2 has 6 buffers left; ring 0 gets 8 more (14).
+	f.postRx(0, 8, feBufSize)
+	frames = frames[:0]
+	for i := range 16 {
+		frames = append(frames, feFrame(90+i, byte(i)))
+	}
+	feTxBatch(b, frames...)
+	for i := range b.N {
+		b.Frames[i].Hash = uint32(i)
+	}
+	if n, err := p.Transmit(b); n != 14 || err != nil {
+		t.Fatalf("Transmit with pair 1 short of buffers = %d, %v; want 14, nil", n, err)
+	}
+	u0, u2 = f.reap(0), f.reap(2)
+	if len(u0) != 8 || len(u2) != 6 {
+		t.Fatalf("used: ring 0 %+v, ring 2 %+v; want 8 and 6 entries", u0, u2)
+	}
+	for k, u := range u2 {
+		if want := hl + uint32(90+2*k+1); u.len != want {
+			t.Errorf("ring 2 used entry %d: length %d, want %d (in order)", k, u.len, want)
+		}
+	}
+	s := p.Stats()
+	if s.TxFrames != 4+14 {
+		t.Errorf("TxFrames %d, want 18", s.TxFrames)
+	}
+	for r, v := range s.Drops {
+		if v != 0 {
+			t.Errorf("drops[%s] = %d, want 0", r, v)
+		}
+	}
 }
 
-// Frames Transmit cannot deliver are consumed and counted by reason.
+// Transmit allocates nothing whatever arena a batch comes from (each
+// switch worker has its own) on a port with several queues, with a frame
+// to drop in each batch; and every good frame arrives.
+func TestPortTransmitArenasAllocs(t *testing.T) {
+	p := feServer(t, Config{QueuePairs: 2})
+	f := feConnect(t, p.Socket())
+	f.handshake(feOpts{pairs: 2})
+	feWaitRunning(t, p, 2, 2)
+	var batches [2]*ring.Batch
+	for k := range batches {
+		_, batches[k] = newTestBatch(t)
+		// Two frames per queue pair and one too short for Ethernet.
+		feTxBatch(batches[k], feFrame(100, 1), feFrame(101, 2), feFrame(102, 3), feFrame(103, 4), feFrame(10, 5))
+		for i := range batches[k].N {
+			batches[k].Frames[i].Hash = uint32(i)
+		}
+	}
+	const runs = 50
+	f.postRx(0, feRingSize, feBufSize)
+	f.postRx(2, feRingSize, feBufSize)
+	calls := 0
+	bad := 0
+	a := testing.AllocsPerRun(runs, func() {
+		b := batches[calls%2]
+		calls++
+		if n, err := p.Transmit(b); n != 5 || err != nil {
+			bad++
+		}
+	})
+	if a != 0 {
+		t.Errorf("Transmit allocates %.2f per call with batches from two arenas", a)
+	}
+	if bad != 0 {
+		t.Errorf("%d of %d Transmit calls did not return 5, nil", bad, calls)
+	}
+	// AllocsPerRun calls once more than runs, to warm up.
+	if u0, u2 := f.reap(0), f.reap(2); len(u0) != 2*calls || len(u2) != 2*calls {
+		t.Errorf("used entries: ring 0 %d, ring 2 %d; want %d each", len(u0), len(u2), 2*calls)
+	}
+	s := p.Stats()
+	if s.TxFrames != uint64(4*calls) || s.Drops["malformed"] != uint64(calls) {
+		t.Errorf("TxFrames %d, malformed %d; want %d, %d", s.TxFrames, s.Drops["malformed"], 4*calls, calls)
+	}
+}
+
+// Frames Transmit cannot deliver are consumed and counted by reason, but
+// for those without guest buffers, which are not consumed.
 func TestPortTransmitDrops(t *testing.T) {
 	p := feServer(t, Config{MTU: 1000})
 	f := feConnect(t, p.Socket())
 	f.handshake(feOpts{noMrg: true})
 	feWaitRunning(t, p, 1, 1)
-	_, b := feArena(t)
+	_, b := newTestBatch(t)
 
-	// No receive buffers.
+	// No receive buffers: nothing consumed, left to the switch.
 	feTxBatch(b, feFrame(64, 1), feFrame(64, 2))
-	if n, err := p.Transmit(b); n != 2 || err != nil {
-		t.Fatalf("Transmit = %d, %v", n, err)
+	if n, err := p.Transmit(b); n != 0 || err != nil {
+		t.Fatalf("Transmit without guest buffers = %d, %v; want 0, nil", n, err)
 	}
 	// Too big for the MTU, too short for Ethernet, too big for the
 	// guest's one buffer (no mergeable buffers), and a good one.
@@ -356,7 +440,10 @@ func TestPortTransmitDrops(t *testing.T) {
 		t.Fatalf("used %+v, want the 100-byte frame", u)
 	}
 	s := p.Stats()
-	want := map[string]uint64{"rx-no-buffers": 2, "too-big": 2, "malformed": 1, "not-connected": 0, "queue-error": 0}
+	want := map[string]uint64{"too-big": 2, "malformed": 1, "not-connected": 0, "queue-error": 0}
+	if len(s.Drops) != len(want) {
+		t.Errorf("drop reasons %v, want those of %v", s.Drops, want)
+	}
 	for r, v := range want {
 		if s.Drops[r] != v {
 			t.Errorf("drops[%s] = %d, want %d (%v)", r, s.Drops[r], v, s.Drops)
@@ -378,7 +465,7 @@ func TestPortBrokenRing(t *testing.T) {
 	r := &f.rings[0]
 	f.putDesc(r, 0, 1<<40, 2048, virtqDescFWrite, 0)
 	f.offer(r, 0)
-	_, b := feArena(t)
+	_, b := newTestBatch(t)
 	feTxBatch(b, feFrame(64, 1), feFrame(64, 2))
 	for range 3 {
 		if n, err := p.Transmit(b); n != 2 || err != nil {
@@ -413,21 +500,21 @@ func TestPortConcurrentReconfigure(t *testing.T) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		_, b := feArena(t)
+		_, b := newTestBatch(t)
 		for {
 			select {
 			case <-stop:
 				return
 			default:
 			}
-			feRxBatch(b)
+			resetTestBatch(b)
 			p.Receive(b)
 			runtime.Gosched() // two spinning goroutines would starve the protocol's on two CPUs
 		}
 	}()
 	go func() {
 		defer wg.Done()
-		_, b := feArena(t)
+		_, b := newTestBatch(t)
 		for {
 			select {
 			case <-stop:
@@ -507,9 +594,9 @@ func TestPortGetVringBase(t *testing.T) {
 	}
 	feWaitRunning(t, p, 1, 0)
 	f.postTx(1, feFrame(64, 9))
-	_, b := feArena(t)
+	_, b := newTestBatch(t)
 	time.Sleep(20 * time.Millisecond)
-	feRxBatch(b)
+	resetTestBatch(b)
 	if n, _ := p.Receive(b); n != 0 {
 		t.Fatalf("stopped ring received %d frames", n)
 	}
@@ -517,7 +604,7 @@ func TestPortGetVringBase(t *testing.T) {
 	f.must(ReqSetVringKick, appendVringFD(nil, vringFD{Index: 1}), f.kick[1])
 	feWaitRunning(t, p, 1, 1)
 	feWait(t, "the frame posted while stopped", func() bool {
-		feRxBatch(b)
+		resetTestBatch(b)
 		n, _ := p.Receive(b)
 		return n == 1 && b.Frames[0].Len == 64
 	})
@@ -714,27 +801,41 @@ func TestPortCloseKeepsReplacedFile(t *testing.T) {
 	}
 }
 
-// Receive and Transmit allocate nothing in steady state.
+// Receive and Transmit allocate nothing in steady state. Every call
+// moves exactly one frame, so that an allocation per frame shows as one
+// per run (AllocsPerRun divides by the runs).
 func TestPortAllocs(t *testing.T) {
 	p := feServer(t, Config{})
 	f := feConnect(t, p.Socket())
 	f.handshake(feOpts{})
 	feWaitRunning(t, p, 1, 1)
-	_, b := feArena(t)
+	_, b := newTestBatch(t)
+	const runs = 100 // AllocsPerRun calls runs+1 times; the rings hold 256
 	feTxBatch(b, feFrame(64, 1))
-	f.postRx(0, feRingSize, feBufSize)
-	if a := testing.AllocsPerRun(100, func() { p.Transmit(b) }); a != 0 {
-		t.Errorf("Transmit allocates %.1f per call", a)
-	}
-	for range 100 {
-		f.postTx(1, feFrame(64, 2))
-	}
-	if a := testing.AllocsPerRun(100, func() {
-		feRxBatch(b)
-		p.Receive(b)
+	f.postRx(0, runs+1, feBufSize)
+	bad := 0
+	if a := testing.AllocsPerRun(runs, func() {
+		if n, err := p.Transmit(b); n != 1 || err != nil {
+			bad++
+		}
 	}); a != 0 {
-		t.Errorf("Receive allocates %.1f per call", a)
+		t.Errorf("Transmit allocates %.2f per call", a)
+	}
+	if u := f.reap(0); len(u) != runs+1 || bad != 0 {
+		t.Errorf("Transmit: %d frames in the guest, %d calls not 1, nil; want %d, 0", len(u), bad, runs+1)
+	}
+
+	frame := feFrame(64, 2)
+	if a := testing.AllocsPerRun(runs, func() {
+		f.postTx(1, frame)
+		resetTestBatch(b)
+		if n, err := p.Receive(b); n != 1 || err != nil {
+			bad++
+		}
+	}); a != 0 {
+		t.Errorf("Receive allocates %.2f per call", a)
+	}
+	if s := p.Stats(); bad != 0 || s.RxFrames != runs+1 {
+		t.Errorf("Receive: %d calls not 1, nil; %d frames; want 0, %d", bad, s.RxFrames, runs+1)
 	}
 }
-
-var _ = ring.BatchSize

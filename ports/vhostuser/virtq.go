@@ -376,10 +376,29 @@ func (q *Queue) Dequeue(b *ring.Batch) (int, error) {
 // If the guest broke the protocol, the queue stops: Enqueue returns the
 // frames accepted before the bad chain and the error.
 func (q *Queue) Enqueue(b *ring.Batch) (int, error) {
+	if b.N <= 0 {
+		return 0, nil
+	}
+	return q.enqueue(b, batchOrder[:min(b.N, ring.BatchSize)])
+}
+
+// batchOrder lists the indices of a batch in order, for Enqueue.
+var batchOrder = func() (o [ring.BatchSize]uint8) {
+	for i := range o {
+		o[i] = uint8(i)
+	}
+	return o
+}()
+
+// enqueue is Enqueue of the frames b.Frames[idx[0]], b.Frames[idx[1]], ...
+// in that order: Port.Transmit hands each queue its share of a batch as a
+// list of indices, which needs no batch of its own per arena. It returns
+// how many of idx it accepted.
+func (q *Queue) enqueue(b *ring.Batch, idx []uint8) (int, error) {
 	if q.stopped {
 		return 0, q.Err()
 	}
-	if b.N <= 0 {
+	if len(idx) == 0 {
 		return 0, nil
 	}
 	avail, f := q.available()
@@ -392,8 +411,8 @@ func (q *Queue) Enqueue(b *ring.Batch) (int, error) {
 	accepted := 0
 	hdr := q.hdr[:q.hdrLen]
 	var at uint16 // avail index of a bad chain
-	for accepted < b.N {
-		frame := b.Data(accepted)
+	for accepted < len(idx) {
+		frame := b.Data(int(idx[accepted]))
 		need := len(hdr) + len(frame)
 		markLast, markUsed := q.last, q.used
 		q.nbLo, q.nbHi = nil, nil
@@ -449,7 +468,7 @@ func (q *Queue) Enqueue(b *ring.Batch) (int, error) {
 	if f != FaultNone {
 		return accepted, q.fail("enqueue", at)
 	}
-	if rest := b.N - accepted; rest > 0 {
+	if rest := len(idx) - accepted; rest > 0 {
 		c.noBuffers.Add(uint64(rest))
 	}
 	return accepted, nil
