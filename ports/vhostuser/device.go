@@ -21,11 +21,8 @@ const vhostUserFProtocolFeatures uint64 = 1 << 30
 // Protocol feature bits (VHOST_USER_PROTOCOL_F_*), as masks.
 const (
 	protoMQ       uint64 = 1 << 0 // GET_QUEUE_NUM
-	protoLogShmfd uint64 = 1 << 1
-	protoRARP     uint64 = 1 << 2
 	protoReplyAck uint64 = 1 << 3 // NEED_REPLY answered with a u64 status
 	protoMTU      uint64 = 1 << 4 // NET_SET_MTU
-	protoConfig   uint64 = 1 << 9 // GET_CONFIG / SET_CONFIG
 )
 
 // Features the device offers. VIRTIO_NET_F_MAC and the config space are
@@ -72,8 +69,6 @@ type guestMem struct {
 type device struct {
 	p        *Port
 	features uint64 // negotiated with SET_FEATURES
-	protocol uint64 // negotiated with SET_PROTOCOL_FEATURES
-	mtu      uint64 // from NET_SET_MTU, 0: none
 	mem      *guestMem
 	vrings   []vring // 2 per queue pair: even = guest RX, odd = guest TX
 	req      Request // the request being handled, for errors
@@ -133,7 +128,6 @@ func (d *device) handle(m *message) (result, error) {
 		if extra := v &^ offeredProtocol; extra != 0 {
 			return result{}, fmt.Errorf("vhost-user: %w: SET_PROTOCOL_FEATURES %#x: bits %#x were not offered", ErrMalformed, v, extra)
 		}
-		d.protocol = v
 		d.p.negotiatedProtocol.Store(v)
 		return result{}, nil
 
@@ -230,7 +224,8 @@ func (d *device) handle(m *message) (result, error) {
 		if v < minMTU || v > uint64(d.p.mtu) {
 			return result{}, fmt.Errorf("vhost-user: %w: NET_SET_MTU %d: the port's MTU is %d", errDeclined, v, d.p.mtu)
 		}
-		d.mtu = v
+		// Accepted and not kept: the guest's MTU bounds what it sends,
+		// and Transmit checks the port's own MTU, which is at least this.
 		return result{}, nil
 
 	case ReqSetLogFD:
@@ -483,7 +478,7 @@ func (d *device) reset() {
 	}
 	d.mem.unmap()
 	d.mem = nil
-	d.features, d.protocol, d.mtu = 0, 0, 0
+	d.features = 0
 	d.p.negotiated.Store(0)
 	d.p.negotiatedProtocol.Store(0)
 }

@@ -7,10 +7,7 @@ package vhostuser
 // Feature bits, as masks of the 64-bit feature word.
 const (
 	virtioNetFMTU           uint64 = 1 << 3  // VIRTIO_NET_F_MTU: config space holds the MTU
-	virtioNetFMAC           uint64 = 1 << 5  // VIRTIO_NET_F_MAC: config space holds the MAC
 	virtioNetFMrgRxbuf      uint64 = 1 << 15 // VIRTIO_NET_F_MRG_RXBUF: a received frame may span buffers
-	virtioNetFStatus        uint64 = 1 << 16 // VIRTIO_NET_F_STATUS: config space holds link status
-	virtioNetFCtrlVQ        uint64 = 1 << 17 // VIRTIO_NET_F_CTRL_VQ: control virtqueue
 	virtioNetFMQ            uint64 = 1 << 22 // VIRTIO_NET_F_MQ: several queue pairs
 	virtioFAnyLayout        uint64 = 1 << 27 // VIRTIO_F_ANY_LAYOUT: headers need no descriptor of their own
 	virtioRingFIndirectDesc uint64 = 1 << 28 // VIRTIO_RING_F_INDIRECT_DESC

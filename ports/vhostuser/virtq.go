@@ -81,9 +81,10 @@ type QueueStats struct {
 // which the switch reads with Dequeue, or a receive queue, which it fills
 // with Enqueue.
 //
-// A Queue is used by one goroutine at a time (Dequeue, Enqueue, Pending,
-// LastAvail); Err and Stats may be called from any goroutine. Every chain a call takes from the guest is
-// returned on the used ring before the call returns, so between calls the
+// A Queue is used by one goroutine at a time (Dequeue, Enqueue,
+// LastAvail); Err and Stats may be called from any goroutine. Every chain
+// a call takes from the guest is returned on the used ring before the
+// call returns, so between calls the
 // used index equals [Queue.LastAvail] and the queue holds no guest buffer.
 //
 // Guest memory is untrusted and changes under us. The queue reads
@@ -237,13 +238,6 @@ func (q *Queue) Err() error {
 		return *p
 	}
 	return nil
-}
-
-// Pending reports whether the guest made chains available that the queue
-// has not processed. It reads avail->idx and nothing else. A stopped queue
-// has nothing pending. Like Dequeue, it belongs to the queue's goroutine.
-func (q *Queue) Pending() bool {
-	return q.err.Load() == nil && q.availIdx.load() != q.last
 }
 
 // Stats returns the queue's counters.

@@ -339,3 +339,11 @@ func checkTestFrames(t testing.TB, b *ring.Batch, want [][]byte) {
 }
 
 func prefix16(b []byte) []byte { return b[:min(len(b), 16)] }
+
+// Pending reports whether the guest made chains available that the queue
+// has not processed. It reads avail->idx and nothing else. A stopped queue
+// has nothing pending. Like Dequeue, it belongs to the queue's goroutine.
+// Only tests need it: the port polls with Dequeue.
+func (q *Queue) Pending() bool {
+	return q.err.Load() == nil && q.availIdx.load() != q.last
+}
