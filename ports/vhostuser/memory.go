@@ -6,10 +6,11 @@ import (
 	"slices"
 )
 
-// MaxRegions is the most regions a [Memory] accepts. vhost-user's
-// VHOST_MEMORY_MAX_NREGIONS is 8; front-ends that negotiate
-// VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS may use more.
-const MaxRegions = 64
+// MaxRegions is the most regions a [Memory] accepts: what one
+// SET_MEM_TABLE carries (VHOST_MEMORY_BASELINE_NREGIONS). More take
+// VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS, which the device does not
+// offer.
+const MaxRegions = maxRegions
 
 // ErrBadMemory is wrapped by every error of [NewMemory].
 var ErrBadMemory = errors.New("bad guest memory table")
@@ -110,54 +111,40 @@ func (m *Memory) User(uva, n uint64) ([]byte, bool) { return lookup(m.user, uva,
 // userRegion returns the mapping of the whole region holding the n bytes at
 // uva, and the offset of uva in it.
 func (m *Memory) userRegion(uva, n uint64) (mem []byte, off uint64, ok bool) {
-	s := find(m.user, uva)
-	if s == nil {
-		return nil, 0, false
-	}
-	off = uva - s.start
-	if off >= s.size || n > s.size-off {
+	s, off, ok := locate(m.user, uva, n)
+	if !ok {
 		return nil, 0, false
 	}
 	return s.mem, off, true
 }
 
-// lookup translates [addr, addr+n) through spans. Every comparison is
-// written so that it cannot overflow: off < size, then n <= size-off.
+// lookup translates [addr, addr+n) through spans.
 func lookup(spans []memSpan, addr, n uint64) ([]byte, bool) {
-	s := find(spans, addr)
-	if s == nil {
-		return nil, false
-	}
-	off := addr - s.start // start <= addr
-	if off >= s.size || n > s.size-off {
+	s, off, ok := locate(spans, addr, n)
+	if !ok {
 		return nil, false
 	}
 	return s.mem[off : off+n : off+n], true
 }
 
-// find returns the span with the greatest start <= addr, or nil.
-func find(spans []memSpan, addr uint64) *memSpan {
-	// Few regions (QEMU uses two or three): a linear scan beats a binary
-	// search.
-	if len(spans) <= 8 {
-		for i := len(spans) - 1; i >= 0; i-- {
-			if spans[i].start <= addr {
-				return &spans[i]
-			}
-		}
-		return nil
-	}
-	lo, hi := 0, len(spans)
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if spans[mid].start <= addr {
-			lo = mid + 1
-		} else {
-			hi = mid
+// locate finds the span holding all of [addr, addr+n) and the offset of
+// addr in it. Every comparison is written so that it cannot overflow:
+// off < size, then n <= size-off.
+func locate(spans []memSpan, addr, n uint64) (s *memSpan, off uint64, ok bool) {
+	// The span with the greatest start <= addr. There are at most
+	// MaxRegions spans, so a linear scan.
+	for i := len(spans) - 1; i >= 0; i-- {
+		if spans[i].start <= addr {
+			s = &spans[i]
+			break
 		}
 	}
-	if lo == 0 {
-		return nil
+	if s == nil {
+		return nil, 0, false
 	}
-	return &spans[lo-1]
+	off = addr - s.start // start <= addr
+	if off >= s.size || n > s.size-off {
+		return nil, 0, false
+	}
+	return s, off, true
 }

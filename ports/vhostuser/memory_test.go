@@ -27,7 +27,7 @@ func TestMemoryNewErrors(t *testing.T) {
 		{"guest same start", []Region{reg(0x1000, 0x1000, 0), reg(0x1000, 0x1000, 0x10000)}, "guest ranges"},
 		{"user overlap", []Region{reg(0, 0x1000, 0x10000), reg(0x10000, 0x1000, 0x10fff)}, "user ranges"},
 		{"user contains", []Region{reg(0, 0x4000, 0x10000), reg(0x10000, 0x1000, 0x11000)}, "user ranges"},
-		{"too many", make([]Region, MaxRegions+1), "65 regions"},
+		{"too many", make([]Region, MaxRegions+1), "9 regions"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := NewMemory(tc.regions)
@@ -118,7 +118,8 @@ func TestMemoryTranslate(t *testing.T) {
 	}
 }
 
-// TestMemoryManyRegions exercises the binary search (more than 8 regions).
+// TestMemoryManyRegions fills a Memory with MaxRegions regions, given in
+// reverse order, in both address spaces.
 func TestMemoryManyRegions(t *testing.T) {
 	const n = MaxRegions
 	buf := make([]byte, n*0x100)
