@@ -7,7 +7,9 @@
 #                         needs) + an /init driven by the kernel command line
 # CACHE_DIR defaults to /var/cache/xvs-guest. Nothing is installed on the
 # host: the two .deb files are fetched with `apt-get download` and unpacked
-# with dpkg-deb -x. A second run with a complete cache does nothing.
+# with dpkg-deb -x. A second run with a complete cache built by this same
+# script (the cache is keyed on the script's sha256, so an edited /init is
+# rebuilt) does nothing.
 # Prints the two paths on stdout (kernel first) when done.
 #
 # Set XVS_GUEST_KERNEL_PKG to pick another kernel package (its vmlinuz and
@@ -18,7 +20,8 @@
 #   xvs.ip=10.0.0.5/24    address for it (omit: link up only)
 #   xvs.mtu=N             MTU
 #   xvs.gw=10.0.0.1       default route
-#   xvs.ping=10.0.0.1     ping it; prints XVS-PING-OK or XVS-PING-FAIL
+#   xvs.ping=10.0.0.1     ping it once the network is up (after XVS-NET-UP);
+#                         prints XVS-PING-OK or XVS-PING-FAIL
 #   xvs.count=3           ping count (default 3)
 #   xvs.wait=10           seconds ping waits in all (-w, default 10)
 #   xvs.cmd64=BASE64      a shell command, base64-encoded (no spaces on the
@@ -35,17 +38,21 @@
 #                         on the serial console (commands can be typed on
 #                         QEMU's stdin with -nographic)
 # Marker lines on the console: XVS-BOOT, XVS-NET-UP <if> <addr> <mac>,
-# XVS-NET-FAIL <reason>, XVS-PING-OK, XVS-PING-FAIL, XVS-CMD-RC=<n>,
-# XVS-PKTGEN-OK, XVS-PKTGEN-FAIL, XVS-RX, XVS-READY, XVS-POWEROFF. Markers may
-# follow other output on the same console line: match them as substrings.
+# XVS-NET-FAIL <reason> (then no ping, pktgen or rx verdict, so a failed
+# ping always means the network was up), XVS-PING-OK, XVS-PING-FAIL,
+# XVS-CMD-RC=<n>, XVS-PKTGEN-OK, XVS-PKTGEN-FAIL, XVS-RX, XVS-READY,
+# XVS-POWEROFF. Markers may follow other output on the same console line:
+# match them as substrings.
 set -euo pipefail
 
 cache=${1:-/var/cache/xvs-guest}
 kernel_out=$cache/vmlinuz
 initrd_out=$cache/initrd.gz
 stamp=$cache/.complete
+key=$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)
 
-if [[ -f $stamp && -f $kernel_out && -f $initrd_out && -z ${XVS_GUEST_REBUILD:-} ]]; then
+if [[ -f $stamp && -f $kernel_out && -f $initrd_out && -z ${XVS_GUEST_REBUILD:-} ]] &&
+	[[ $(head -c ${#key} "$stamp") == "$key" ]]; then
 	echo "$kernel_out"
 	echo "$initrd_out"
 	exit 0
@@ -206,13 +213,13 @@ while [ ! -e /sys/class/net/$IF ] && [ $i -lt 100 ]; do
 done
 if [ ! -e /sys/class/net/$IF ]; then
 	echo "XVS-NET-FAIL no $IF: $(ls /sys/class/net | tr '\n' ' ')"
-	[ -n "$PING" ] && echo "XVS-PING-FAIL"
 	finish
 fi
 [ -n "$MTU" ] && ip link set "$IF" mtu "$MTU"
 ip link set "$IF" up
-if [ -n "$IP" ]; then
-	ip addr add "$IP" dev "$IF" || echo "XVS-NET-FAIL addr $IP"
+if [ -n "$IP" ] && ! ip addr add "$IP" dev "$IF"; then
+	echo "XVS-NET-FAIL addr $IP"
+	finish
 fi
 [ -n "$GW" ] && ip route add default via "$GW"
 echo "XVS-NET-UP $IF ${IP:-none} $(cat /sys/class/net/$IF/address)"
@@ -279,7 +286,7 @@ cp "$vmlinuz" "$kernel_out.tmp.$$"
 cp "$work/initrd.gz" "$initrd_out.tmp.$$"
 mv -f "$kernel_out.tmp.$$" "$kernel_out"
 mv -f "$initrd_out.tmp.$$" "$initrd_out"
-echo "$kpkg $kver" >"$stamp"
+echo "$key $kpkg $kver" >"$stamp"
 log "done: $(du -h "$kernel_out" | cut -f1) kernel, $(du -h "$initrd_out" | cut -f1) initrd"
 echo "$kernel_out"
 echo "$initrd_out"

@@ -108,8 +108,10 @@ func GuestScript() string {
 
 // GuestImage returns the guest kernel and initrd in cacheDir (""
 // means $XVS_GUEST_CACHE or DefaultCacheDir), running
-// scripts/guest-image.sh first when they are not there yet. Concurrent
-// callers, also in other processes, build it once (flock on the cache dir).
+// scripts/guest-image.sh every time: the script alone decides whether its
+// cache is current (it keys the cache on its own contents, so an edited
+// /init is rebuilt instead of silently reused). Concurrent callers, also in
+// other processes, build it once (flock on the cache dir).
 func GuestImage(cacheDir string) (kernel, initrd string, err error) {
 	if cacheDir == "" {
 		cacheDir = os.Getenv("XVS_GUEST_CACHE")
@@ -119,9 +121,6 @@ func GuestImage(cacheDir string) (kernel, initrd string, err error) {
 	}
 	kernel = filepath.Join(cacheDir, "vmlinuz")
 	initrd = filepath.Join(cacheDir, "initrd.gz")
-	if guestImageComplete(cacheDir) {
-		return kernel, initrd, nil
-	}
 	guestMu.Lock()
 	defer guestMu.Unlock()
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
@@ -136,26 +135,16 @@ func GuestImage(cacheDir string) (kernel, initrd string, err error) {
 		return "", "", fmt.Errorf("lock %s: %w", cacheDir, err)
 	}
 	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
-	if guestImageComplete(cacheDir) {
-		return kernel, initrd, nil
-	}
 	out, err := exec.Command("bash", GuestScript(), cacheDir).CombinedOutput()
 	if err != nil {
 		return "", "", fmt.Errorf("guest-image.sh %s: %w\n%s", cacheDir, err, out)
 	}
-	if !guestImageComplete(cacheDir) {
-		return "", "", fmt.Errorf("guest-image.sh left no image in %s\n%s", cacheDir, out)
-	}
-	return kernel, initrd, nil
-}
-
-func guestImageComplete(dir string) bool {
-	for _, f := range []string{".complete", "vmlinuz", "initrd.gz"} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-			return false
+	for _, f := range []string{kernel, initrd} {
+		if _, err := os.Stat(f); err != nil {
+			return "", "", fmt.Errorf("guest-image.sh left no image in %s: %w\n%s", cacheDir, err, out)
 		}
 	}
-	return true
+	return kernel, initrd, nil
 }
 
 // ---------------------------------------------------------------------------
