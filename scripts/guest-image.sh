@@ -26,23 +26,15 @@
 #   xvs.wait=10           seconds ping waits in all (-w, default 10)
 #   xvs.cmd64=BASE64      a shell command, base64-encoded (no spaces on the
 #                         kernel command line); prints XVS-CMD-RC=<rc>
-#   xvs.pktgen=N          send N UDP frames with the kernel's pktgen (after
-#                         the ping, if any); prints XVS-PKTGEN-OK <pps> <sent>
-#                         or XVS-PKTGEN-FAIL <result line>
-#   xvs.pktgen_dst=IP     their destination (default: xvs.ping's target)
-#   xvs.pktgen_mac=MAC    their destination MAC (default ff:ff:ff:ff:ff:ff)
-#   xvs.pktgen_size=60    frame size without FCS (60 = 64-byte frames)
-#   xvs.rxsecs=N          count the frames the interface receives in N seconds
-#                         (after pktgen); prints XVS-RX <pps> <frames>
 #   xvs.stay=1            do not power off: print XVS-READY and run a shell
 #                         on the serial console (commands can be typed on
 #                         QEMU's stdin with -nographic)
 # Marker lines on the console: XVS-BOOT, XVS-NET-UP <if> <addr> <mac>,
-# XVS-NET-FAIL <reason> (then no ping, pktgen or rx verdict, so a failed
-# ping always means the network was up), XVS-PING-OK, XVS-PING-FAIL,
-# XVS-CMD-RC=<n>, XVS-PKTGEN-OK, XVS-PKTGEN-FAIL, XVS-RX, XVS-READY,
-# XVS-POWEROFF. Markers may follow other output on the same console line:
-# match them as substrings.
+# XVS-NET-FAIL <reason> (then nothing but XVS-READY or XVS-POWEROFF: no
+# ping verdict, so a failed ping always means the network was up),
+# XVS-PING-OK, XVS-PING-FAIL, XVS-CMD-RC=<n>, XVS-READY, XVS-POWEROFF.
+# Markers may follow other output on the same console line: match them as
+# substrings.
 set -euo pipefail
 
 cache=${1:-/var/cache/xvs-guest}
@@ -147,7 +139,7 @@ need_mod() {
 		need_mod "$d"
 	done
 }
-for m in virtio_pci virtio_net pktgen; do
+for m in virtio_pci virtio_net; do
 	need_mod "$m"
 done
 cp "$moddir/modules.builtin" "$moddir/modules.order" "$root/lib/modules/$kver/" 2>/dev/null || true
@@ -167,7 +159,6 @@ echo
 echo "XVS-BOOT $(cut -d' ' -f1 /proc/uptime)s"
 
 IF=eth0 IP= GW= MTU= PING= COUNT=3 WAIT=10 CMD64= STAY=
-RXSECS= PKTGEN= PG_DST= PG_MAC=ff:ff:ff:ff:ff:ff PG_SIZE=60
 for arg in $(cat /proc/cmdline); do
 	case $arg in
 	xvs.if=*) IF=${arg#*=} ;;
@@ -179,11 +170,6 @@ for arg in $(cat /proc/cmdline); do
 	xvs.wait=*) WAIT=${arg#*=} ;;
 	xvs.cmd64=*) CMD64=${arg#*=} ;;
 	xvs.stay=*) STAY=${arg#*=} ;;
-	xvs.rxsecs=*) RXSECS=${arg#*=} ;;
-	xvs.pktgen=*) PKTGEN=${arg#*=} ;;
-	xvs.pktgen_dst=*) PG_DST=${arg#*=} ;;
-	xvs.pktgen_mac=*) PG_MAC=${arg#*=} ;;
-	xvs.pktgen_size=*) PG_SIZE=${arg#*=} ;;
 	esac
 done
 
@@ -232,39 +218,6 @@ if [ -n "$PING" ]; then
 	else
 		echo "XVS-PING-FAIL"
 	fi
-fi
-
-pgset() { echo "$1" >"$PGDEV"; }
-if [ -n "$PKTGEN" ] && [ -z "$PG_DST$PING" ]; then
-	echo "XVS-PKTGEN-FAIL no destination: set xvs.pktgen_dst or xvs.ping"
-elif [ -n "$PKTGEN" ]; then
-	modprobe pktgen 2>/dev/null
-	PGDEV=/proc/net/pktgen/kpktgend_0
-	pgset "rem_device_all"
-	pgset "add_device $IF"
-	PGDEV=/proc/net/pktgen/$IF
-	pgset "count $PKTGEN"
-	pgset "pkt_size $PG_SIZE"
-	pgset "delay 0"
-	pgset "clone_skb 1000"
-	pgset "dst ${PG_DST:-$PING}"
-	pgset "dst_mac $PG_MAC"
-	echo start >/proc/net/pktgen/pgctrl
-	res=$(grep -A1 'Result:' /proc/net/pktgen/$IF | tr '\n' ' ')
-	sent=$(sed -n 's/.*pkts-sofar: *\([0-9]*\).*/\1/p' /proc/net/pktgen/$IF)
-	pps=$(echo "$res" | sed -n 's/.* \([0-9][0-9]*\)pps .*/\1/p')
-	case $res in
-	*"Result: OK"*) echo "XVS-PKTGEN-OK ${pps:-0} ${sent:-0}" ;;
-	*) echo "XVS-PKTGEN-FAIL $res" ;;
-	esac
-fi
-
-if [ -n "$RXSECS" ]; then
-	st=/sys/class/net/$IF/statistics/rx_packets
-	t0=$(cut -d' ' -f1 /proc/uptime) r0=$(cat $st)
-	sleep "$RXSECS"
-	t1=$(cut -d' ' -f1 /proc/uptime) r1=$(cat $st)
-	echo "XVS-RX $(awk -v a="$r0" -v b="$r1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%d", (b - a) / (e - s) }') $((r1 - r0))"
 fi
 
 if [ -n "$CMD64" ]; then

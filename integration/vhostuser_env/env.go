@@ -57,17 +57,11 @@ const DefaultCacheDir = "/var/cache/xvs-guest"
 // Markers the guest's /init prints on the serial console (see
 // scripts/guest-image.sh). They may follow other output on the same line.
 const (
-	MarkerBoot       = "XVS-BOOT"
-	MarkerNetUp      = "XVS-NET-UP"
-	MarkerNetFail    = "XVS-NET-FAIL"
-	MarkerPingOK     = "XVS-PING-OK"
-	MarkerPingFail   = "XVS-PING-FAIL"
-	MarkerPktgenOK   = "XVS-PKTGEN-OK"
-	MarkerPktgenFail = "XVS-PKTGEN-FAIL"
-	MarkerRx         = "XVS-RX "
-	MarkerCmdRC      = "XVS-CMD-RC="
-	MarkerReady      = "XVS-READY"
-	MarkerPowerOff   = "XVS-POWEROFF"
+	MarkerNetUp    = "XVS-NET-UP"
+	MarkerNetFail  = "XVS-NET-FAIL"
+	MarkerPingOK   = "XVS-PING-OK"
+	MarkerPingFail = "XVS-PING-FAIL"
+	MarkerReady    = "XVS-READY"
 )
 
 // Missing returns the tools, among QEMU, testpmd and what the guest image
@@ -156,7 +150,6 @@ type Proc struct {
 	Cmd *exec.Cmd
 
 	name     string
-	stdin    io.WriteCloser
 	out      lockedBuffer
 	done     chan struct{}
 	waitErr  error
@@ -164,7 +157,6 @@ type Proc struct {
 	stopSig  syscall.Signal // sent first by Stop; SIGKILL follows after grace
 	grace    time.Duration
 	remove   []string // files and directories removed after exit
-	stopped  atomic.Bool
 }
 
 type lockedBuffer struct {
@@ -206,11 +198,6 @@ func startProc(ctx context.Context, name string, args []string, log io.Writer, s
 	cmd.Stdout = &p.out
 	cmd.Stderr = &p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	p.stdin = stdin
 	p.Cmd = cmd
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -246,9 +233,6 @@ func (p *Proc) Output() string {
 	return s
 }
 
-// Done is closed when the process has exited and its files are removed.
-func (p *Proc) Done() <-chan struct{} { return p.done }
-
 // Exited reports whether the process has exited.
 func (p *Proc) Exited() bool {
 	select {
@@ -257,26 +241,6 @@ func (p *Proc) Exited() bool {
 	default:
 		return false
 	}
-}
-
-// Wait waits for the process to exit (or ctx) and returns its exit error.
-func (p *Proc) Wait(ctx context.Context) error {
-	select {
-	case <-p.done:
-		if p.stopped.Load() {
-			return nil
-		}
-		return p.waitErr
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Send writes a line to the process's stdin (QEMU: the guest's serial
-// console when the guest runs with Stay).
-func (p *Proc) Send(line string) error {
-	_, err := io.WriteString(p.stdin, strings.TrimRight(line, "\n")+"\n")
-	return err
 }
 
 // Stop ends the process: the first signal to its group (SIGINT for
@@ -289,7 +253,6 @@ func (p *Proc) Stop() error {
 		if p.Exited() {
 			return
 		}
-		p.stopped.Store(true)
 		pgid := p.Cmd.Process.Pid
 		_ = syscall.Kill(-pgid, p.stopSig)
 		select {
@@ -425,13 +388,8 @@ type QEMUOpts struct {
 	PingCount int // default 3
 	PingWait  int // seconds ping tries in all; default 20 (the link may come up late)
 
-	Pktgen     int    // send this many UDP frames with pktgen (XVS-PKTGEN-OK <pps> <sent>)
-	PktgenDst  string // their IP; default Ping
-	PktgenMAC  string // their destination MAC; default broadcast
-	PktgenSize int    // frame size without FCS; default 60 (64-byte frames)
-	RxSecs     int    // count received frames for this many seconds (XVS-RX <pps> <n>)
-	Cmd        string // shell command run in the guest (XVS-CMD-RC=<rc>)
-	Stay       bool   // do not power off: XVS-READY, then a shell on the console (Send)
+	Cmd  string // shell command run in the guest (XVS-CMD-RC=<rc>)
+	Stay bool   // do not power off: print XVS-READY and keep running
 
 	Machine string   // q35 (default) or pc
 	Append  []string // more kernel parameters
@@ -445,8 +403,8 @@ type QEMU struct {
 	Opts QEMUOpts
 }
 
-// QEMUArgs returns the qemu-system-x86_64 arguments StartQEMU uses.
-func QEMUArgs(o QEMUOpts) []string {
+// qemuArgs returns the qemu-system-x86_64 arguments for o.
+func qemuArgs(o QEMUOpts) []string {
 	if o.MemMB == 0 {
 		o.MemMB = 256
 	}
@@ -469,21 +427,6 @@ func QEMUArgs(o QEMUOpts) []string {
 			wait = 20
 		}
 		app = append(app, "xvs.ping="+o.Ping, fmt.Sprintf("xvs.count=%d", count), fmt.Sprintf("xvs.wait=%d", wait))
-	}
-	if o.Pktgen > 0 {
-		app = append(app, fmt.Sprintf("xvs.pktgen=%d", o.Pktgen))
-		if o.PktgenDst != "" {
-			app = append(app, "xvs.pktgen_dst="+o.PktgenDst)
-		}
-		if o.PktgenMAC != "" {
-			app = append(app, "xvs.pktgen_mac="+o.PktgenMAC)
-		}
-		if o.PktgenSize > 0 {
-			app = append(app, fmt.Sprintf("xvs.pktgen_size=%d", o.PktgenSize))
-		}
-	}
-	if o.RxSecs > 0 {
-		app = append(app, fmt.Sprintf("xvs.rxsecs=%d", o.RxSecs))
 	}
 	if o.Cmd != "" {
 		app = append(app, "xvs.cmd64="+base64.StdEncoding.EncodeToString([]byte(o.Cmd)))
@@ -531,7 +474,7 @@ func StartQEMU(ctx context.Context, o QEMUOpts) (*QEMU, error) {
 	if o.Socket != "" && o.Server {
 		removeStaleSocket(o.Socket)
 	}
-	p, err := startProc(ctx, QEMUBinary, QEMUArgs(o), o.Log, syscall.SIGTERM, 3*time.Second)
+	p, err := startProc(ctx, QEMUBinary, qemuArgs(o), o.Log, syscall.SIGTERM, 3*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -560,38 +503,7 @@ func (q *QEMU) WaitPing(ctx context.Context) error {
 	return nil
 }
 
-var (
-	rePktgen = regexp.MustCompile(`XVS-PKTGEN-(OK (\d+) (\d+)|FAIL[^\r\n]*)`)
-	reRx     = regexp.MustCompile(`XVS-RX (\d+) (\d+)`)
-	reCmdRC  = regexp.MustCompile(`XVS-CMD-RC=(\d+)`)
-)
-
-// WaitPktgen waits for the guest's pktgen result: frames per second and
-// frames sent.
-func (q *QEMU) WaitPktgen(ctx context.Context) (pps, sent int64, err error) {
-	m, err := q.WaitForRegexp(ctx, rePktgen)
-	if err != nil {
-		return 0, 0, err
-	}
-	if m[2] == "" {
-		return 0, 0, fmt.Errorf("guest pktgen: %s", m[0])
-	}
-	pps, _ = strconv.ParseInt(m[2], 10, 64)
-	sent, _ = strconv.ParseInt(m[3], 10, 64)
-	return pps, sent, nil
-}
-
-// WaitRx waits for the guest's receive count (RxSecs): frames per second
-// and frames received.
-func (q *QEMU) WaitRx(ctx context.Context) (pps, frames int64, err error) {
-	m, err := q.WaitForRegexp(ctx, reRx)
-	if err != nil {
-		return 0, 0, err
-	}
-	pps, _ = strconv.ParseInt(m[1], 10, 64)
-	frames, _ = strconv.ParseInt(m[2], 10, 64)
-	return pps, frames, nil
-}
+var reCmdRC = regexp.MustCompile(`XVS-CMD-RC=(\d+)`)
 
 // WaitCmd waits for the exit code of o.Cmd.
 func (q *QEMU) WaitCmd(ctx context.Context) (int, error) {
@@ -636,17 +548,11 @@ type TestpmdOpts struct {
 	// Two testpmds at once need different prefixes.
 	Prefix string
 
-	TxPkts  int    // --txpkts, frame length without FCS; default 64
-	EthPeer string // destination MAC of txonly/flowgen frames (--eth-peer=0,MAC)
-	MAC     string // the port's own MAC (net_virtio_user only)
-	Queues  int    // default 1
-	MemMB   int    // -m with --no-huge; default 256
-	Mbufs   int    // --total-num-mbufs; default 16384 (the default pool does not fit in 256 MB)
-
-	// Hugepages uses hugetlbfs (--socket-mem MemMB --single-file-segments)
-	// instead of --no-huge; the caller sets up /proc/sys/vm/nr_hugepages
-	// and mounts hugetlbfs.
-	Hugepages bool
+	TxPkts int    // --txpkts, frame length without FCS; default 64
+	MAC    string // the port's own MAC (net_virtio_user only)
+	Queues int    // default 1
+	MemMB  int    // -m with --no-huge; default 256
+	Mbufs  int    // --total-num-mbufs; default 16384 (the default pool does not fit in 256 MB)
 
 	ExtraEAL []string // more EAL arguments
 	Extra    []string // more testpmd arguments (after --)
@@ -678,20 +584,16 @@ type Testpmd struct {
 
 var prefixSeq atomic.Int64
 
-// TestpmdArgs returns the dpdk-testpmd arguments StartTestpmd uses.
-func TestpmdArgs(o TestpmdOpts) []string {
+// testpmdArgs returns the dpdk-testpmd arguments for o.
+func testpmdArgs(o TestpmdOpts) []string {
 	o = testpmdDefaults(o)
 	args := []string{"-l", o.Cores}
 	if o.MainLcore != "" {
 		args = append(args, "--main-lcore", o.MainLcore)
 	}
-	if o.Hugepages {
-		args = append(args, "--socket-mem", strconv.Itoa(o.MemMB), "--single-file-segments")
-	} else {
-		// --in-memory would be tidier but DPDK refuses it with --no-huge
-		// ("--legacy-mem is not compatible with --in-memory").
-		args = append(args, "--no-huge", "-m", strconv.Itoa(o.MemMB))
-	}
+	// --in-memory would be tidier but DPDK refuses it with --no-huge
+	// ("--legacy-mem is not compatible with --in-memory").
+	args = append(args, "--no-huge", "-m", strconv.Itoa(o.MemMB))
 	args = append(args, "--no-pci", "--no-telemetry", "--no-shconf", "--file-prefix="+o.Prefix)
 	var vdev string
 	if o.Virtio {
@@ -716,9 +618,6 @@ func TestpmdArgs(o TestpmdOpts) []string {
 		"--total-num-mbufs="+strconv.Itoa(o.Mbufs),
 		"--txpkts="+strconv.Itoa(o.TxPkts),
 	)
-	if o.EthPeer != "" {
-		args = append(args, "--eth-peer=0,"+o.EthPeer)
-	}
 	return append(args, o.Extra...)
 }
 
@@ -774,7 +673,7 @@ func StartTestpmd(ctx context.Context, o TestpmdOpts) (*Testpmd, error) {
 	// testpmd's stdout is a pipe, so stdio would buffer 4 KiB (several
 	// seconds of statistics) at a time; stdbuf makes it line-buffered so
 	// each block is timestamped when it is printed.
-	name, args := TestpmdBinary, TestpmdArgs(o)
+	name, args := TestpmdBinary, testpmdArgs(o)
 	if sb, err := exec.LookPath("stdbuf"); err == nil {
 		name, args = sb, append([]string{"-oL", "-eL", TestpmdBinary}, args...)
 	}
@@ -881,24 +780,14 @@ func (t *Testpmd) parse(r io.Reader) {
 
 // Stats returns the latest statistics of port 0 (ok false before the
 // first block, about a second after start).
-func (t *Testpmd) Stats() (PortStats, bool) { return t.PortStats(0) }
-
-// PortStats returns the latest statistics of a port.
-func (t *Testpmd) PortStats(port int) (PortStats, bool) {
+func (t *Testpmd) Stats() (PortStats, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := t.stats[port]
+	s := t.stats[0]
 	if len(s) == 0 {
 		return PortStats{}, false
 	}
 	return s[len(s)-1], true
-}
-
-// History returns every statistics block of a port seen so far.
-func (t *Testpmd) History(port int) []PortStats {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return append([]PortStats(nil), t.stats[port]...)
 }
 
 // nextStats waits for a statistics block of port newer than after.
@@ -937,27 +826,6 @@ func (t *Testpmd) WaitStats(ctx context.Context, cond func(PortStats) bool) (Por
 		}
 		after = s.At
 	}
-}
-
-// Rate measures port 0 over about d from the packet counters of two
-// statistics blocks (steadier than testpmd's one-second Rx-pps/Tx-pps):
-// received and sent packets per second.
-func (t *Testpmd) Rate(ctx context.Context, d time.Duration) (rxPPS, txPPS float64, err error) {
-	a, err := t.nextStats(ctx, 0, time.Now())
-	if err != nil {
-		return 0, 0, err
-	}
-	b := a
-	for b.At.Sub(a.At) < d-200*time.Millisecond {
-		if b, err = t.nextStats(ctx, 0, b.At); err != nil {
-			return 0, 0, err
-		}
-	}
-	sec := b.At.Sub(a.At).Seconds()
-	if sec <= 0 {
-		return 0, 0, errors.New("testpmd: no interval")
-	}
-	return float64(b.RxPackets-a.RxPackets) / sec, float64(b.TxPackets-a.TxPackets) / sec, nil
 }
 
 // WaitConnected waits until the vhost-user connection is up: for net_vhost
