@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	vue "github.com/xvswitch/xvs/integration/vhostuser_env"
+	"github.com/xvswitch/xvs/vswitch"
 )
 
 // needVhostUser skips unless root and the peers' tools are installed.
@@ -22,12 +24,50 @@ func needVhostUser(t *testing.T, tools ...string) {
 	}
 }
 
-func vhostPorts(ports ...string) string {
-	var b strings.Builder
-	for _, p := range ports {
-		b.WriteString(p + "\n")
+func vhostPorts(ports ...string) string { return strings.Join(ports, "\n") + "\n" }
+
+// startTestpmd starts dpdk-testpmd, stopped at cleanup, and with wait
+// waits until it is attached (WaitConnected).
+func startTestpmd(t *testing.T, ctx context.Context, o vue.TestpmdOpts, wait bool) *vue.Testpmd {
+	t.Helper()
+	tp, err := vue.StartTestpmd(ctx, o)
+	if err != nil {
+		t.Fatalf("testpmd on %s: %v", o.Socket, err)
 	}
-	return b.String()
+	t.Cleanup(func() { tp.Stop() })
+	if wait {
+		if err := tp.WaitConnected(ctx); err != nil {
+			t.Fatalf("testpmd on %s: %v\n%s", o.Socket, err, tail(tp.Output(), 30))
+		}
+	}
+	return tp
+}
+
+// portStats returns xvsd's counters of one port.
+func portStats(t *testing.T, d *xvsd, name string) vswitch.PortStats {
+	t.Helper()
+	var st []vswitch.PortStats
+	out := d.ctl("-o", "json", "stats", name)
+	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st) != 1 {
+		t.Fatalf("xvsctl stats %s: %v\n%s", name, err, out)
+	}
+	return st[0]
+}
+
+// waitPortStats polls xvsd's counters of a port until cond holds.
+func waitPortStats(t *testing.T, ctx context.Context, d *xvsd, name string, cond func(vswitch.PortStats) bool) {
+	t.Helper()
+	for {
+		s := portStats(t, d, name)
+		if cond(s) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("port %s: %v; last counters %+v\nstats:\n%s", name, ctx.Err(), s, d.ctl("stats"))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // TestVhostUserTestpmd attaches three DPDK virtio-user "guests" (dpdk-testpmd
@@ -45,32 +85,36 @@ func TestVhostUserTestpmd(t *testing.T) {
 	), "")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	start := func(name, mode, main string, extra ...string) *vue.Testpmd {
-		tp, err := vue.StartTestpmd(ctx, vue.TestpmdOpts{Socket: sock(name), Virtio: true, Mode: mode,
-			Cores: "0,1", MainLcore: main, Mbufs: 4096, Extra: extra,
-			MAC: "02:00:00:00:10:0" + name[len(name)-1:]})
-		if err != nil {
-			t.Fatalf("testpmd on %s: %v", name, err)
-		}
-		t.Cleanup(func() { tp.Stop() })
-		if err := tp.WaitConnected(ctx); err != nil {
-			t.Fatalf("testpmd on %s: %v", name, err)
-		}
-		return tp
+	start := func(name, mode, main string) *vue.Testpmd {
+		// Each one sends a first burst (--tx-first) so that xvs counting
+		// frames from its port shows the port attached.
+		return startTestpmd(t, ctx, vue.TestpmdOpts{Socket: sock(name), Virtio: true, Mode: mode,
+			Cores: "0,1", MainLcore: main, Mbufs: 4096, Extra: []string{"--tx-first"},
+			MAC: "02:00:00:00:10:0" + name[len(name)-1:]}, true)
 	}
+	received := func(s vswitch.PortStats) bool { return s.RxFrames > 0 }
+	// vu3 must be attached, or its receiving nothing below proves nothing.
 	tp3 := start("vu3", "rxonly", "1")
+	waitPortStats(t, ctx, d, "vu3", received)
+	// Frames from vu2 mean xvs has vu2's rings, its receive queue among
+	// them, so tp1's first burst, the one that bounces, reaches tp2.
 	tp2 := start("vu2", "macswap", "1")
-	time.Sleep(time.Second) // its receive queue must be up before the first burst
-	tp1 := start("vu1", "macswap", "0", "--tx-first")
+	waitPortStats(t, ctx, d, "vu2", received)
+	tp1 := start("vu1", "macswap", "0")
 	for _, tp := range []*vue.Testpmd{tp1, tp2} {
 		if _, err := tp.WaitStats(ctx, func(s vue.PortStats) bool { return s.RxPackets > 1000 }); err != nil {
 			t.Fatalf("%s: frames did not come back through xvs: %v\n%s\nstats:\n%s", tp.Opts.Socket, err, tail(tp.Output(), 30), d.ctl("stats"))
 		}
 	}
-	s3, _ := tp3.Stats()
-	t.Logf("vu1 <-> vu2 bouncing; vu3 (other VSID) received %d\n%s", s3.RxPackets, d.ctl("stats"))
-	if s3.RxPackets != 0 {
-		t.Errorf("vu3 in VSID 5002 received %d frames of VSID 5001", s3.RxPackets)
+	s3, ok := tp3.Stats()
+	if !ok {
+		t.Fatalf("tp3 printed no statistics\n%s", tail(tp3.Output(), 30))
+	}
+	x3 := portStats(t, d, "vu3")
+	t.Logf("vu1 <-> vu2 bouncing; vu3 (other VSID) sent %d, received %d (xvs: rx %d tx %d)\n%s",
+		s3.TxPackets, s3.RxPackets, x3.RxFrames, x3.TxFrames, d.ctl("stats"))
+	if s3.RxPackets != 0 || x3.TxFrames != 0 {
+		t.Errorf("vu3 in VSID 5002 received frames of VSID 5001: testpmd %d, xvs sent %d", s3.RxPackets, x3.TxFrames)
 	}
 }
 
@@ -84,12 +128,8 @@ func TestVhostUserReconnect(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	// The guest listening (QEMU server=on): xvs connects as client.
-	guestSrv, err := vue.StartTestpmd(ctx, vue.TestpmdOpts{Socket: cli, Server: true, Virtio: true, Mode: "rxonly",
-		Cores: "0,1", MainLcore: "1", Mbufs: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { guestSrv.Stop() })
+	guestSrv := startTestpmd(t, ctx, vue.TestpmdOpts{Socket: cli, Server: true, Virtio: true, Mode: "rxonly",
+		Cores: "0,1", MainLcore: "1", Mbufs: 4096}, false)
 	d := startXVSDIn(t, "", vhostPorts(
 		fmt.Sprintf("  - {name: vs, type: vhostuser, socket: %s, vsid: 5001}", srv),
 		fmt.Sprintf("  - {name: vc, type: vhostuser, socket: %s, mode: client, vsid: 5001}", cli),
@@ -97,11 +137,9 @@ func TestVhostUserReconnect(t *testing.T) {
 	received := func(what string) {
 		t.Helper()
 		before, _ := guestSrv.Stats()
-		sender, err := vue.StartTestpmd(ctx, vue.TestpmdOpts{Socket: srv, Virtio: true, Mode: "txonly",
-			Cores: "0,1", MainLcore: "0", Mbufs: 4096})
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
+		sender := startTestpmd(t, ctx, vue.TestpmdOpts{Socket: srv, Virtio: true, Mode: "txonly",
+			Cores: "0,1", MainLcore: "0", Mbufs: 4096}, false)
+		// Gone before the next guest attaches to the same socket.
 		defer sender.Stop()
 		if _, err := guestSrv.WaitStats(ctx, func(s vue.PortStats) bool { return s.RxPackets > before.RxPackets+1000 }); err != nil {
 			t.Fatalf("%s: no traffic: %v\nstats:\n%s", what, err, d.ctl("stats"))
@@ -128,15 +166,8 @@ func TestVhostUserSocketRecreated(t *testing.T) {
 	), "")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	receiver, err := vue.StartTestpmd(ctx, vue.TestpmdOpts{Socket: rx, Virtio: true, Mode: "rxonly",
-		Cores: "0,1", MainLcore: "1", Mbufs: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { receiver.Stop() })
-	if err := receiver.WaitConnected(ctx); err != nil {
-		t.Fatal(err)
-	}
+	receiver := startTestpmd(t, ctx, vue.TestpmdOpts{Socket: rx, Virtio: true, Mode: "rxonly",
+		Cores: "0,1", MainLcore: "1", Mbufs: 4096}, true)
 
 	ino := func() uint64 {
 		fi, err := os.Lstat(srv)
@@ -160,15 +191,8 @@ func TestVhostUserSocketRecreated(t *testing.T) {
 	}
 	t.Logf("socket created again after %v", time.Since(start).Round(time.Millisecond))
 
-	sender, err := vue.StartTestpmd(ctx, vue.TestpmdOpts{Socket: srv, Virtio: true, Mode: "txonly",
-		Cores: "0,1", MainLcore: "0", Mbufs: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sender.Stop() })
-	if err := sender.WaitConnected(ctx); err != nil {
-		t.Fatalf("guest on the recreated socket: %v\n%s", err, tail(sender.Output(), 30))
-	}
+	startTestpmd(t, ctx, vue.TestpmdOpts{Socket: srv, Virtio: true, Mode: "txonly",
+		Cores: "0,1", MainLcore: "0", Mbufs: 4096}, true)
 	if _, err := receiver.WaitStats(ctx, func(s vue.PortStats) bool { return s.RxPackets > 1000 }); err != nil {
 		t.Fatalf("no traffic through the recreated socket: %v\nstats:\n%s", err, d.ctl("stats"))
 	}
@@ -182,7 +206,7 @@ func TestVhostUserSocketRecreated(t *testing.T) {
 // another VSID is not.
 func TestVhostUserQEMUGuests(t *testing.T) {
 	needVhostUser(t, "qemu-system-x86_64")
-	kernel, initrd, err := vue.GuestImage("/var/cache/xvs-guest")
+	kernel, initrd, err := vue.GuestImage("")
 	if err != nil {
 		t.Skipf("guest image: %v", err)
 	}
@@ -205,7 +229,7 @@ func TestVhostUserQEMUGuests(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { g2.Stop() })
-	if _, err := g2.WaitFor(ctx, "XVS-READY"); err != nil {
+	if _, err := g2.WaitFor(ctx, vue.MarkerReady); err != nil {
 		t.Fatalf("g2 did not boot: %v\n%s", err, tail(g2.Output(), 40))
 	}
 	g1, err := vue.StartQEMU(ctx, vue.QEMUOpts{Kernel: kernel, Initrd: initrd, Socket: sock("g1"),
@@ -227,8 +251,19 @@ func TestVhostUserQEMUGuests(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { g3.Stop() })
-	if err := g3.WaitPing(ctx); err == nil {
-		t.Fatalf("guest g3 in VSID 5002 reached g2 in VSID 5001\n%s", tail(g3.Output(), 30))
+	// The failed ping proves isolation only if g3's network came up and its
+	// frames reached xvs, so require that evidence too.
+	verdict, err := g3.WaitFor(ctx, vue.MarkerPingOK, vue.MarkerPingFail)
+	switch out := g3.Output(); {
+	case err != nil:
+		t.Fatalf("guest g3 gave no ping verdict: %v", err)
+	case verdict == vue.MarkerPingOK:
+		t.Fatalf("guest g3 in VSID 5002 reached g2 in VSID 5001\n%s", tail(out, 30))
+	case !strings.Contains(out, vue.MarkerNetUp) || strings.Contains(out, vue.MarkerNetFail):
+		t.Fatalf("guest g3's network did not come up, so its failed ping proves nothing\n%s", tail(out, 30))
+	}
+	if s := portStats(t, d, "g3"); s.RxFrames == 0 {
+		t.Fatalf("xvs received nothing from guest g3, so its failed ping proves nothing\nstats:\n%s", d.ctl("stats"))
 	}
 	if out, err := ns.try("ping", "-c", "2", "-W", "2", "10.0.0.2"); err != nil {
 		t.Errorf("namespace -> guest g2: %v\n%s", err, out)
@@ -249,14 +284,17 @@ func TestVhostUserQEMUGuests(t *testing.T) {
 	// connects again and the guest is reachable.
 	d.stop()
 	d.start()
-	deadline := time.Now().Add(30 * time.Second)
+	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer rcancel()
 	for {
 		out, err := ns.try("ping", "-c", "1", "-W", "1", "10.0.0.2")
 		if err == nil {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("namespace -> guest g2 after xvsd restarted: %v\n%s\nstats:\n%s", err, out, d.ctl("stats"))
+		select {
+		case <-rctx.Done():
+			t.Fatalf("namespace -> guest g2 after xvsd restarted: %v (%v)\n%s\nstats:\n%s", err, rctx.Err(), out, d.ctl("stats"))
+		case <-time.After(200 * time.Millisecond): // a ping that fails at once must not spin
 		}
 	}
 }
