@@ -32,6 +32,7 @@ done
 
 TMP=$(mktemp -d /tmp/xvs-bv.XXXXXX)
 PIDS=()
+declare -A LOGS # PID -> its log, shown if it dies
 cleanup() {
 	for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
 	sleep 0.5
@@ -52,14 +53,35 @@ testpmd() {
 		--forward-mode=io --tx-first --burst=64 --txpkts=64 --stats-period 1 --total-num-mbufs=16384 \
 		>"$TMP/tp.log" 2>&1 &
 	PIDS+=($!)
+	LOGS[$!]=$TMP/tp.log
+}
+
+# alive: every process of the case still runs; a dead one's figures would
+# be printed as a result, so its log is shown and the run ends instead.
+alive() {
+	for p in "${PIDS[@]:-}"; do
+		[ -n "$p" ] || continue
+		kill -0 "$p" 2>/dev/null && continue
+		echo "bench-vhostuser: case $c: process $p exited; ${LOGS[$p]}:" >&2
+		tail -n 40 "${LOGS[$p]}" >&2
+		exit 1
+	done
 }
 
 # rate LOG: the median over the last DURATION-2 seconds of the two ports'
-# summed Rx-pps, in Mpps.
+# summed Rx-pps, in Mpps. Fails when testpmd printed no statistics or no
+# frames circulated: that is a broken setup, not a result.
 rate() {
 	{ grep -o 'Rx-pps: *[0-9]*' "$1" || true; } | awk '{print $2}' | paste - - | awk '{print $1 + $2}' |
 		tail -n $((DURATION - 2)) | sort -n |
-		awk '{a[NR]=$1} END {if (NR==0) {print "0.00"} else {printf "%.2f\n", a[int((NR+1)/2)]/1e6}}'
+		awk -v f="$1" '{a[NR]=$1}
+			END {
+				if (NR == 0 || a[int((NR+1)/2)] == 0) {
+					printf "bench-vhostuser: no frames circulated (%d Rx-pps lines in %s)\n", NR, f >"/dev/stderr"
+					exit 1
+				}
+				printf "%.2f\n", a[int((NR+1)/2)]/1e6
+			}'
 }
 
 xvsd() { # PORT_ENTRY... (YAML flow maps)
@@ -69,6 +91,7 @@ xvsd() { # PORT_ENTRY... (YAML flow maps)
 	} >"$TMP/xvsd.yaml"
 	taskset -c 0 "$BIN/xvsd" --config "$TMP/xvsd.yaml" >"$TMP/xvsd.log" 2>&1 &
 	PIDS+=($!)
+	LOGS[$!]=$TMP/xvsd.log
 	for _ in $(seq 50); do "$BIN/xvsctl" --socket "$TMP/xvsd.sock" version >/dev/null 2>&1 && return; sleep 0.1; done
 	echo "xvsd did not start:" >&2; cat "$TMP/xvsd.log" >&2; exit 1
 }
@@ -99,12 +122,15 @@ for c in $CASES; do
 			--vdev="net_vhost0,iface=$TMP/sw1.sock,queues=1" --vdev="net_vhost1,iface=$TMP/sw2.sock,queues=1" -- \
 			--forward-mode=io --stats-period 1 --total-num-mbufs=16384 >"$TMP/sw.log" 2>&1 &
 		PIDS+=($!)
+		LOGS[$!]=$TMP/sw.log
 		for _ in $(seq 50); do [ -S "$TMP/sw2.sock" ] && break; sleep 0.1; done
+		[ -S "$TMP/sw2.sock" ] || { echo "bench-vhostuser: $TMP/sw2.sock did not appear; sw.log:" >&2; tail -n 40 "$TMP/sw.log" >&2; exit 1; }
 		testpmd "net_virtio_user0,path=$TMP/sw1.sock,queues=1" "net_virtio_user1,path=$TMP/sw2.sock,queues=1"
 		;;
 	*) echo "unknown case $c" >&2; exit 2 ;;
 	esac
 	sleep "$DURATION"
+	alive
 	MPPS[$c]=$(rate "$TMP/tp.log")
 	if [ -n "${VERBOSE:-}" ]; then
 		tail -n 30 "$TMP/tp.log" >&2
@@ -114,5 +140,5 @@ for c in $CASES; do
 	printf '%-10s %s\n' "$c" "${MPPS[$c]}"
 done
 if [ -n "${MPPS[vhostuser]:-}" ] && [ -n "${MPPS[tap]:-}" ]; then
-	awk -v a="${MPPS[vhostuser]}" -v b="${MPPS[tap]}" 'BEGIN {printf "vhostuser/tap %.2f\n", (b > 0 ? a / b : 0)}'
+	awk -v a="${MPPS[vhostuser]}" -v b="${MPPS[tap]}" 'BEGIN {printf "vhostuser/tap %.2f\n", a / b}'
 fi
