@@ -21,7 +21,7 @@ test:
 	$(GO) test -race -count=1 -short ./ring/... ./vswitch/... ./wnv/... ./extensions/... ./ports/vhostuser/... ./cmd/xvsd/... ./cmd/xvsctl/...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./bench/ ./ring/
+	$(GO) test -run '^$$' -bench . -benchmem ./bench/ ./ring/ ./ports/vhostuser/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -364,7 +364,7 @@ func FuzzDevice(f *testing.F) {
 			if err != nil && !errorsIsAny(err, ErrMalformed, errDeclined) {
 				t.Fatalf("%v: error is neither malformed nor declined: %v", m.Req, err)
 			}
-			if err != nil && !errorsIsAny(err, errDeclined) {
+			if err != nil && !errors.Is(err, errDeclined) {
 				return // the connection would be dropped
 			}
 		}

@@ -230,21 +230,17 @@ func TestPortSecondFrontEndRejected(t *testing.T) {
 	p := feServer(t, Config{})
 	f := feConnect(t, p.Socket())
 	f.handshake(feOpts{})
-	start := time.Now()
 	g := feConnect(t, p.Socket())
 	g.waitClosed()
-	if d := time.Since(start); d < busyWait/2 {
-		t.Errorf("refused after %v, want about %v", d, busyWait)
-	}
 	if r := p.ControlStats().Rejected; r != 1 {
 		t.Errorf("rejected %d, want 1", r)
 	}
 	feWaitRunning(t, p, 1, 1)
 	feTraffic(t, p, f, 5)
 
-	// A restart: the new connection arrives before the old one ends.
+	// A restart: the new connection is made (it waits in the backlog,
+	// or in claim) before the old one ends.
 	h := feConnect(t, p.Socket())
-	time.Sleep(50 * time.Millisecond)
 	f.close()
 	h.handshake(feOpts{})
 	feWaitRunning(t, p, 1, 1)
@@ -264,8 +260,8 @@ func TestPortClientReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	time.Sleep(250 * time.Millisecond) // a few failed attempts
 
+	// Nothing listens yet: the port retries until it does.
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
@@ -284,13 +280,25 @@ func TestPortClientReconnect(t *testing.T) {
 		f.close()
 		feWaitRunning(t, p, 0, 0)
 	}
-	// The front-end goes away for good: the port keeps trying until Close.
+	// The front-end goes away and its socket with it: the port keeps
+	// trying, and connects once it is back.
 	ln.Close()
-	time.Sleep(300 * time.Millisecond)
+	ln, err = net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ln.SetDeadline(time.Now().Add(feTimeout))
+	c, err := ln.AcceptUnix()
+	if err != nil {
+		t.Fatalf("accept after the socket came back: %v", err)
+	}
+	defer c.Close()
+	feWait(t, "the third connection", func() bool { return p.ControlStats().Connects == 3 })
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if cs := p.ControlStats(); cs.Connects != 2 || cs.ProtocolErrors != 0 {
+	if cs := p.ControlStats(); cs.Connects != 3 || cs.ProtocolErrors != 0 {
 		t.Errorf("control stats %+v", cs)
 	}
 }
@@ -495,37 +503,24 @@ func TestPortBrokenRing(t *testing.T) {
 // used after its memory was unmapped would fault.
 func TestPortConcurrentReconfigure(t *testing.T) {
 	p := feServer(t, Config{})
+	// Stop the data path before the port closes (cleanups run last
+	// first), also when the test fails early.
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		_, b := newTestBatch(t)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			resetTestBatch(b)
-			p.Receive(b)
-			runtime.Gosched() // two spinning goroutines would starve the protocol's on two CPUs
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		_, b := newTestBatch(t)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			feTxBatch(b, feFrame(64, 1), feFrame(64, 2))
-			p.Transmit(b)
-			runtime.Gosched()
-		}
-	}()
+	var once sync.Once
+	halt := func() { once.Do(func() { close(stop); wg.Wait() }) }
+	t.Cleanup(halt)
+	_, rb := newTestBatch(t)
+	_, tb := newTestBatch(t)
+	frames := [][]byte{feFrame(64, 1), feFrame(64, 2)}
+	feSpin(&wg, stop, func() {
+		resetTestBatch(rb)
+		p.Receive(rb)
+	})
+	feSpin(&wg, stop, func() {
+		feTxBatch(tb, frames...)
+		p.Transmit(tb)
+	})
 	for round := range 4 {
 		f := feConnect(t, p.Socket())
 		f.handshake(feOpts{})
@@ -557,8 +552,7 @@ func TestPortConcurrentReconfigure(t *testing.T) {
 		feWaitRunning(t, p, 0, 0)
 		feWait(t, "disconnect", func() bool { return !p.ControlStats().Connected })
 	}
-	close(stop)
-	wg.Wait()
+	halt()
 	if cs := p.ControlStats(); cs.ProtocolErrors > 2 {
 		t.Errorf("control stats %+v", cs)
 	}
@@ -567,6 +561,25 @@ func TestPortConcurrentReconfigure(t *testing.T) {
 	} else {
 		t.Logf("rx %d tx %d frames, drops %v", s.RxFrames, s.TxFrames, s.Drops)
 	}
+}
+
+// feSpin calls step in a new goroutine until stop is closed. It yields
+// between calls: two spinning goroutines would starve the protocol's on
+// two CPUs.
+func feSpin(wg *sync.WaitGroup, stop <-chan struct{}, step func()) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			step()
+			runtime.Gosched()
+		}
+	}()
 }
 
 // stopRing sends GET_VRING_BASE and returns the base.
@@ -595,7 +608,6 @@ func TestPortGetVringBase(t *testing.T) {
 	feWaitRunning(t, p, 1, 0)
 	f.postTx(1, feFrame(64, 9))
 	_, b := newTestBatch(t)
-	time.Sleep(20 * time.Millisecond)
 	resetTestBatch(b)
 	if n, _ := p.Receive(b); n != 0 {
 		t.Fatalf("stopped ring received %d frames", n)
@@ -730,11 +742,7 @@ func TestPortSocketRecreated(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
 	feWait(t, "the socket file to come back", func() bool { return ino() != 0 })
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("socket recreated after %v, want about %v", d, socketCheck)
-	}
 	if fi, _ := os.Lstat(path); fi.Mode().Perm() != 0o660 {
 		t.Errorf("recreated socket mode %v, want 0660", fi.Mode().Perm())
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -104,10 +105,17 @@ func TestVirtqInterrupts(t *testing.T) {
 				if st := q.Stats(); st.Interrupts != tc.want {
 					t.Fatalf("%s: Interrupts %d, want %d", dir, st.Interrupts, tc.want)
 				}
-				// Nothing used: no signal.
-				resetTestBatch(b)
+				// Nothing used: no signal. Nothing is left to dequeue, and
+				// no receive buffer to enqueue into.
 				if dir == "tx" {
-					q.Dequeue(b)
+					resetTestBatch(b)
+					n, err = q.Dequeue(b)
+				} else {
+					fillTestBatch(b, testFrame(64, 10))
+					n, err = q.Enqueue(b)
+				}
+				if n != 0 || err != nil {
+					t.Fatalf("%s with nothing available: %d, %v; want 0, nil", dir, n, err)
 				}
 				if got := call.read(); got != 0 {
 					t.Fatalf("%s: %d signals for an empty call", dir, got)
@@ -190,11 +198,19 @@ func TestVirtqConcurrent(t *testing.T) {
 			cfg.EventIdx = evid
 			q := g.queue(cfg)
 			var wg sync.WaitGroup
+			var quit atomic.Bool
+			// If the device side fails, the guest would wait forever for
+			// its chains; stop it before its memory goes (cleanups run
+			// last first).
+			t.Cleanup(func() {
+				quit.Store(true)
+				wg.Wait()
+			})
 			wg.Add(1)
 			go func() { // the guest
 				defer wg.Done()
 				inflight := 0
-				for sent := 0; sent < total; {
+				for sent := 0; sent < total && !quit.Load(); {
 					inflight -= len(g.reap())
 					k := 0
 					for ; inflight < int(g.size)/2 && sent < total && k < 20; k++ { // two descriptors a chain
@@ -229,15 +245,29 @@ func TestVirtqConcurrent(t *testing.T) {
 			cfg.EventIdx, cfg.Mergeable = evid, true
 			q := g.queue(cfg)
 			errc := make(chan error, 1)
+			var wg sync.WaitGroup
+			var quit atomic.Bool
+			t.Cleanup(func() { // as in the tx case
+				quit.Store(true)
+				wg.Wait()
+			})
+			wg.Add(1)
 			go func() { // the guest: buffers of 256 bytes, frames of up to 3
+				defer wg.Done()
 				var bufs [][2]uint64
 				got := 0
 				for got < total {
+					if quit.Load() {
+						return
+					}
 					for {
 						if _, idx := g.usedHd.load(); idx == g.usedSeen {
 							break
 						}
-						u := waitUsed(g)
+						u, ok := waitUsed(g, &quit)
+						if !ok {
+							return
+						}
 						buf := bufs[0]
 						bufs = bufs[1:]
 						if u.len > 256 {
@@ -248,7 +278,10 @@ func TestVirtqConcurrent(t *testing.T) {
 						nb := int(binary.LittleEndian.Uint16(hdr[10:]))
 						data := append([]byte(nil), g.ram[buf[0]+12:buf[0]+uint64(u.len)]...)
 						for range nb - 1 {
-							u2 := waitUsed(g)
+							u2, ok := waitUsed(g, &quit)
+							if !ok {
+								return
+							}
 							b2 := bufs[0]
 							bufs = bufs[1:]
 							data = append(data, g.ram[b2[0]:b2[0]+uint64(u2.len)]...)
@@ -299,9 +332,10 @@ func TestVirtqConcurrent(t *testing.T) {
 	}
 }
 
-// waitUsed spins until the next used entry is published and consumes it.
-func waitUsed(g *guest) usedElem {
-	for {
+// waitUsed spins until the next used entry is published and consumes it,
+// or until quit is set (ok false).
+func waitUsed(g *guest, quit *atomic.Bool) (u usedElem, ok bool) {
+	for !quit.Load() {
 		_, idx := g.usedHd.load()
 		if idx != g.usedSeen {
 			off := g.usedOff + 4 + 8*uint64(g.usedSeen&(g.size-1))
@@ -309,7 +343,8 @@ func waitUsed(g *guest) usedElem {
 			return usedElem{
 				id:  binary.LittleEndian.Uint32(g.ram[off:]),
 				len: binary.LittleEndian.Uint32(g.ram[off+4:]),
-			}
+			}, true
 		}
 	}
+	return usedElem{}, false
 }
