@@ -111,13 +111,11 @@ func (s *portSpec) check() error {
 	}
 	if s.MAC != "" {
 		mac, err := net.ParseMAC(s.MAC)
-		switch {
-		case err != nil || len(mac) != 6:
+		if err != nil {
 			return fmt.Errorf("mac: %q: want an EUI-48 address such as 02:00:00:00:00:01", s.MAC)
-		case mac[0]&1 != 0:
-			return fmt.Errorf("mac: %q: a multicast address: want a unicast one", s.MAC)
-		case string(mac) == "\x00\x00\x00\x00\x00\x00":
-			return fmt.Errorf("mac: %q: all zero", s.MAC)
+		}
+		if err := ports.CheckMAC(mac); err != nil {
+			return fmt.Errorf("mac: %q: %w", s.MAC, err)
 		}
 		s.MAC = mac.String()
 	}

@@ -146,13 +146,8 @@ func (c *Config) normalize() error {
 		return fmt.Errorf("tap: %w: %w", ErrBadConfig, err)
 	}
 	if c.MAC != nil {
-		switch {
-		case len(c.MAC) != 6:
-			return fmt.Errorf("tap: %w: MAC %v: want 6 bytes (EUI-48)", ErrBadConfig, c.MAC)
-		case c.MAC[0]&1 != 0:
-			return fmt.Errorf("tap: %w: MAC %v: multicast address", ErrBadConfig, c.MAC)
-		case string(c.MAC) == "\x00\x00\x00\x00\x00\x00":
-			return fmt.Errorf("tap: %w: MAC %v: all zero", ErrBadConfig, c.MAC)
+		if err := ports.CheckMAC(c.MAC); err != nil {
+			return fmt.Errorf("tap: %w: MAC %v: %w", ErrBadConfig, c.MAC, err)
 		}
 		c.MAC = append(net.HardwareAddr(nil), c.MAC...)
 	}

@@ -111,13 +111,8 @@ func (c *Config) normalize() error {
 		c.MAC = net.HardwareAddr{0x02, s[0], s[1], s[2], s[3], s[4]}
 		return nil
 	}
-	switch {
-	case len(c.MAC) != 6:
-		return fmt.Errorf("vhost-user: %w: MAC %v: want 6 bytes (EUI-48)", ErrBadConfig, c.MAC)
-	case c.MAC[0]&1 != 0:
-		return fmt.Errorf("vhost-user: %w: MAC %v: multicast address", ErrBadConfig, c.MAC)
-	case string(c.MAC) == "\x00\x00\x00\x00\x00\x00":
-		return fmt.Errorf("vhost-user: %w: MAC %v: all zero", ErrBadConfig, c.MAC)
+	if err := ports.CheckMAC(c.MAC); err != nil {
+		return fmt.Errorf("vhost-user: %w: MAC %v: %w", ErrBadConfig, c.MAC, err)
 	}
 	c.MAC = append(net.HardwareAddr(nil), c.MAC...)
 	return nil
