@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+
+	"golang.org/x/sys/unix"
 )
 
 // This file is the back-end's state machine: what each front-end request
@@ -299,6 +301,11 @@ func (d *device) setVringFD(m *message) error {
 		d.stop(int(f.Index))
 		closeFD(vr.kick)
 		vr.kick, vr.kickSet = fd, true
+		if fd >= 0 {
+			// The queue reads it empty when it goes idle; a blocking
+			// read would stall the data path.
+			unix.SetNonblock(fd, true)
+		}
 	case ReqSetVringCall:
 		// The queue writes to the call descriptor, so it may change
 		// only while the ring is stopped.
@@ -388,6 +395,10 @@ func (d *device) startReady() error {
 			Used:  vr.addr.Used,
 			Base:  vr.base,
 			Call:  vr.call,
+			Kick:  -1,
+		}
+		if i%2 == 1 { // the guest's transmit ring: Receive waits for its kicks
+			cfg.Kick = vr.kick
 		}
 		cfg.setFeatures(d.features)
 		q, qerr := NewQueue(d.mem.mem, cfg)
@@ -397,6 +408,9 @@ func (d *device) startReady() error {
 			break
 		}
 		vr.q = q
+		if cfg.Kick >= 0 {
+			d.p.watchKick(cfg.Kick)
+		}
 		started = true
 	}
 	if started {
@@ -414,6 +428,9 @@ func (d *device) stop(i int) {
 	}
 	q := vr.q
 	vr.q = nil
+	if i%2 == 1 {
+		d.p.unwatchKick(vr.kick)
+	}
 	d.p.statsMu.Lock()
 	d.publish()
 	// No Receive or Transmit uses q any more.
@@ -431,6 +448,9 @@ func (d *device) stopAll() {
 			qs = append(qs, q)
 			idx = append(idx, i)
 			d.vrings[i].q = nil
+			if i%2 == 1 {
+				d.p.unwatchKick(d.vrings[i].kick)
+			}
 		}
 	}
 	if len(qs) == 0 {

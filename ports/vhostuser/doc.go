@@ -81,8 +81,10 @@
 // running ring (its size, base, addresses, call descriptor, the features
 // or the memory table) stops it and starts it again from where it was.
 // Ring 2k is pair k's guest receive queue (Transmit), 2k+1 its transmit
-// queue (Receive). The device polls: kick descriptors are kept but not
-// read, and the port is not a [ports.Waiter].
+// queue (Receive). The device polls its rings; a transmit ring's kick
+// descriptor is read only to empty it when the ring goes idle, and the
+// port is a [ports.Waiter] on those descriptors (kicks.go), so an idle
+// worker blocks instead of polling.
 //
 // Concurrency: one goroutine per connection owns the device. The data
 // path sees the running queues through two slices, one per direction,

@@ -171,6 +171,10 @@ type Port struct {
 	txIdx [MaxQueuePairs][ring.BatchSize]uint8
 	txCnt [MaxQueuePairs]int
 
+	// kicks is an epoll descriptor over the kick eventfds of the guest's
+	// running transmit rings (WaitFDs); -1 where there is no epoll.
+	kicks int
+
 	closed atomic.Bool
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -238,9 +242,14 @@ func New(cfg Config) (*Port, error) {
 		stop:     make(chan struct{}),
 	}
 	p.dev = newDevice(p, cfg.QueuePairs)
+	var err error
+	if p.kicks, err = newKickSet(); err != nil {
+		return nil, fmt.Errorf("vhost-user: %w", err)
+	}
 	if cfg.Server {
 		ln, id, err := listen(cfg.Socket, cfg.SocketMode)
 		if err != nil {
+			closeKickSet(p.kicks)
 			return nil, err
 		}
 		p.ln, p.lnID = ln, id
@@ -539,6 +548,7 @@ func (p *Port) Close() error {
 	}
 	p.connMu.Unlock()
 	p.wg.Wait()
+	closeKickSet(p.kicks) // the device goroutines, which change it, are done
 	p.log.Info().Str("port", p.name).Str("socket", p.socket).Err(err).Msg("vhost-user port closed")
 	return err
 }

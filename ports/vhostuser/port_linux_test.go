@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/xvswitch/xvs/ports"
 	"github.com/xvswitch/xvs/ring"
 )
@@ -845,5 +847,75 @@ func TestPortAllocs(t *testing.T) {
 	}
 	if s := p.Stats(); bad != 0 || s.RxFrames != runs+1 {
 		t.Errorf("Receive: %d calls not 1, nil; %d frames; want 0, %d", bad, s.RxFrames, runs+1)
+	}
+}
+
+// TestPortWaitsForKicks: WaitFDs is readable when the guest kicks a
+// running transmit ring after the port found it empty, not before (the old
+// kicks were read away when the ring went idle), and not for a ring that
+// stopped.
+func TestPortWaitsForKicks(t *testing.T) {
+	p := feServer(t, Config{})
+	f := feConnect(t, p.Socket())
+	f.handshake(feOpts{})
+	feWaitRunning(t, p, 1, 1)
+	fds := p.WaitFDs()
+	if len(fds) != 1 {
+		t.Fatalf("WaitFDs: %v, want one descriptor", fds)
+	}
+	readable := func(timeoutMs int) bool {
+		t.Helper()
+		pfd := []unix.PollFd{{Fd: int32(fds[0]), Events: unix.POLLIN}}
+		n, err := unix.Poll(pfd, timeoutMs)
+		if err != nil && err != unix.EINTR {
+			t.Fatalf("poll: %v", err)
+		}
+		return n > 0 && pfd[0].Revents&unix.POLLIN != 0
+	}
+	kick := func() {
+		t.Helper()
+		one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
+		if _, err := unix.Write(f.kick[1], one); err != nil {
+			t.Fatalf("kick: %v", err)
+		}
+	}
+	_, b := newTestBatch(t)
+	receive := func() int {
+		t.Helper()
+		resetTestBatch(b)
+		n, err := p.Receive(b)
+		if err != nil {
+			t.Fatalf("Receive: %v", err)
+		}
+		return n
+	}
+
+	kick() // a kick from before the ring went idle
+	if n := receive(); n != 0 {
+		t.Fatalf("Receive on an empty ring: %d frames", n)
+	}
+	if readable(0) {
+		t.Fatal("readable after the port found the ring empty: the earlier kick was not read away")
+	}
+	f.postTx(1, feFrame(64, 1))
+	kick()
+	if !readable(5000) {
+		t.Fatal("not readable after the guest kicked")
+	}
+	if n := receive(); n != 1 {
+		t.Fatalf("Receive after the kick: %d frames, want 1", n)
+	}
+	if n := receive(); n != 0 {
+		t.Fatalf("Receive: %d frames, want 0", n)
+	}
+	if readable(0) {
+		t.Fatal("readable once the ring was idle again")
+	}
+
+	f.stopRing(1)
+	feWaitRunning(t, p, 1, 0)
+	kick()
+	if readable(0) {
+		t.Fatal("readable for a kick on a stopped ring")
 	}
 }

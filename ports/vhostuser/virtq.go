@@ -34,6 +34,11 @@ type QueueConfig struct {
 	HdrLen            int    // virtio-net header length: 10, or 12 with VERSION_1 or MRG_RXBUF
 	Mergeable         bool   // VIRTIO_NET_F_MRG_RXBUF negotiated: a received frame may span buffers
 	Call              int    // eventfd to signal the guest, -1: none
+	// Kick is the eventfd the guest kicks (non-blocking), -1: none. The
+	// queue only reads it empty when it asks for kicks again (Dequeue
+	// finding nothing), so that a poller waiting on it wakes for kicks
+	// that came after.
+	Kick int
 }
 
 // Fault is a kind of guest misbehaviour that stops a [Queue].
@@ -101,6 +106,7 @@ type Queue struct {
 	mergeable bool
 	eventIdx  bool
 	call      int
+	kick      int
 
 	desc      []byte // descriptor table, 16*size bytes
 	availRing []byte // avail->ring, 2*size bytes
@@ -121,6 +127,7 @@ type Queue struct {
 	nbLo       []byte // where the low byte of num_buffers landed in guest memory (Enqueue)
 	nbHi       []byte // and the high byte
 	eventfdOne [8]byte
+	kickBuf    [8]byte // drained kick counts land here (no allocation per read)
 
 	flt     fault // details of the last fault, for fail
 	stopped bool
@@ -155,6 +162,8 @@ func NewQueue(mem *Memory, cfg QueueConfig) (*Queue, error) {
 		return nil, fmt.Errorf("new queue: header length %d with mergeable buffers: want %d: %w", cfg.HdrLen, virtioNetHdrMrgLen, ErrBadQueueConfig)
 	case cfg.Call < -1:
 		return nil, fmt.Errorf("new queue: call fd %d: %w", cfg.Call, ErrBadQueueConfig)
+	case cfg.Kick < -1:
+		return nil, fmt.Errorf("new queue: kick fd %d: %w", cfg.Kick, ErrBadQueueConfig)
 	case cfg.Desc%virtqDescAlign != 0:
 		return nil, fmt.Errorf("new queue: descriptor table address %#x: want %d-byte alignment: %w", cfg.Desc, virtqDescAlign, ErrBadQueueConfig)
 	case cfg.Avail%virtqAvailAlign != 0:
@@ -171,6 +180,7 @@ func NewQueue(mem *Memory, cfg QueueConfig) (*Queue, error) {
 		mergeable: cfg.Mergeable,
 		eventIdx:  cfg.EventIdx,
 		call:      cfg.Call,
+		kick:      cfg.Kick,
 		maxTx:     uint64(cfg.HdrLen) + virtqMaxFrame,
 	}
 	binary.LittleEndian.PutUint64(q.eventfdOne[:], 1)
@@ -514,8 +524,14 @@ func (q *Queue) publish(old uint16) {
 }
 
 // enableNotify asks the guest to kick for the next chain it makes
-// available: avail_event = last with EventIdx, else clear NO_NOTIFY.
+// available: avail_event = last with EventIdx, else clear NO_NOTIFY. The
+// kick eventfd is read empty first: kicks from before are for chains the
+// caller looks for next anyway, and a poller should wake only for new ones.
+// It is one read(2) each time the queue goes idle, not per call.
 func (q *Queue) enableNotify() {
+	if q.kick >= 0 {
+		unix.Read(q.kick, q.kickBuf[:]) // EAGAIN: nothing to drain
+	}
 	if q.eventIdx {
 		// If the guest keeps changing the neighbouring bytes, the store
 		// gives up; the queue stays without kicks until the next call.

@@ -87,6 +87,7 @@ func loadFuzzInput(r0, r1, data []byte) (in fuzzInput, ok bool) {
 		Used:   fzUVA0 + fzUsed,
 		HdrLen: 10,
 		Call:   -1,
+		Kick:   -1,
 	}
 	if c&0x08 != 0 {
 		in.cfg.HdrLen = 12

@@ -96,6 +96,7 @@ func (g *guest) config() QueueConfig {
 		Used:   guestUVA0 + g.usedOff,
 		HdrLen: 12,
 		Call:   -1,
+		Kick:   -1,
 	}
 }
 
