@@ -464,6 +464,17 @@ func feWait(t testing.TB, what string, cond func() bool) {
 	}
 }
 
+// feStarted serves a port with the default config and connects a
+// front-end that sets up one queue pair; both queues run on return.
+func feStarted(t testing.TB) (*Port, *feFrontend) {
+	t.Helper()
+	p := feServer(t, Config{})
+	f := feConnect(t, p.Socket())
+	f.handshake(feOpts{})
+	feWaitRunning(t, p, 1, 1)
+	return p, f
+}
+
 // feWaitRunning waits for the port to run rx and tx queues.
 func feWaitRunning(t testing.TB, p *Port, rx, tx int) {
 	t.Helper()

@@ -246,10 +246,7 @@ func TestDeviceDeclinedRequests(t *testing.T) {
 // RESET_OWNER stops the rings and forgets the negotiation; the front-end
 // can set the device up again on the same connection.
 func TestDeviceResetOwner(t *testing.T) {
-	p := feServer(t, Config{})
-	f := feConnect(t, p.Socket())
-	f.handshake(feOpts{})
-	feWaitRunning(t, p, 1, 1)
+	p, f := feStarted(t)
 	f.must(ReqResetOwner, nil)
 	feWaitRunning(t, p, 0, 0)
 	f.handshake(feOpts{})

@@ -467,10 +467,7 @@ func TestPortTransmitDrops(t *testing.T) {
 // A guest that breaks its ring stops that ring only: the port counts the
 // fault and the frames, and the connection stays.
 func TestPortBrokenRing(t *testing.T) {
-	p := feServer(t, Config{})
-	f := feConnect(t, p.Socket())
-	f.handshake(feOpts{})
-	feWaitRunning(t, p, 1, 1)
+	p, f := feStarted(t)
 	// A receive chain whose buffer lies outside guest memory.
 	r := &f.rings[0]
 	f.putDesc(r, 0, 1<<40, 2048, virtqDescFWrite, 0)
@@ -598,10 +595,7 @@ func (f *feFrontend) stopRing(i int) uint32 {
 // GET_VRING_BASE stops the ring and reports where the guest's next
 // buffer is; the ring restarts from there on a new kick.
 func TestPortGetVringBase(t *testing.T) {
-	p := feServer(t, Config{})
-	f := feConnect(t, p.Socket())
-	f.handshake(feOpts{})
-	feWaitRunning(t, p, 1, 1)
+	p, f := feStarted(t)
 	feTraffic(t, p, f, 1)
 	feTraffic(t, p, f, 2)
 	if base := f.stopRing(1); base != 2 {
@@ -627,10 +621,7 @@ func TestPortGetVringBase(t *testing.T) {
 // SET_MEM_TABLE while the rings run (memory hot-plug): the rings go on
 // over the new table from where they were.
 func TestPortMemTableReplaced(t *testing.T) {
-	p := feServer(t, Config{})
-	f := feConnect(t, p.Socket())
-	f.handshake(feOpts{})
-	feWaitRunning(t, p, 1, 1)
+	p, f := feStarted(t)
 	feTraffic(t, p, f, 1)
 	f.setMemTable()
 	feWaitRunning(t, p, 1, 1)
@@ -815,10 +806,7 @@ func TestPortCloseKeepsReplacedFile(t *testing.T) {
 // moves exactly one frame, so that an allocation per frame shows as one
 // per run (AllocsPerRun divides by the runs).
 func TestPortAllocs(t *testing.T) {
-	p := feServer(t, Config{})
-	f := feConnect(t, p.Socket())
-	f.handshake(feOpts{})
-	feWaitRunning(t, p, 1, 1)
+	p, f := feStarted(t)
 	_, b := newTestBatch(t)
 	const runs = 100 // AllocsPerRun calls runs+1 times; the rings hold 256
 	feTxBatch(b, feFrame(64, 1))
@@ -855,10 +843,7 @@ func TestPortAllocs(t *testing.T) {
 // kicks were read away when the ring went idle), and not for a ring that
 // stopped.
 func TestPortWaitsForKicks(t *testing.T) {
-	p := feServer(t, Config{})
-	f := feConnect(t, p.Socket())
-	f.handshake(feOpts{})
-	feWaitRunning(t, p, 1, 1)
+	p, f := feStarted(t)
 	fds := p.WaitFDs()
 	if len(fds) != 1 {
 		t.Fatalf("WaitFDs: %v, want one descriptor", fds)
