@@ -33,7 +33,9 @@ const keyRules = "rules"
 // maxRulesBytes bounds the rules file read into memory.
 const maxRulesBytes = 16 << 20
 
-// pollInterval is how often the rules file is checked for a change.
+// pollInterval is how often the rules file is checked for a change. A
+// change is read once the file has looked the same for one interval, so a
+// file written in place (truncated, then written) is not read half-written.
 const pollInterval = 500 * time.Millisecond
 
 // Verdicts that the switch must not cache.
@@ -69,6 +71,10 @@ type ACL struct {
 	host host
 	log  logger
 	last os.FileInfo // the rules file as last read
+
+	// Owned by the watch goroutine.
+	settling    os.FileInfo // a change seen at the last poll, not yet read
+	statFailing bool        // the last poll could not stat the file
 
 	started  bool
 	stopOnce sync.Once
@@ -196,7 +202,6 @@ func (a *ACL) watch() {
 	defer close(a.done)
 	t := time.NewTicker(a.interval)
 	defer t.Stop()
-	statFailing := false
 	for {
 		select {
 		case <-a.stop:
@@ -204,22 +209,36 @@ func (a *ACL) watch() {
 		case <-a.hup:
 			a.reload("SIGHUP")
 		case <-t.C:
-			fi, err := os.Stat(a.path)
-			if err != nil {
-				if !statFailing { // log once, not every poll
-					a.reloadErrors.Add(1)
-					a.log.Error("rules file unreadable, keeping the loaded rules", "path", a.path, "error", err)
-				}
-				statFailing = true
-				continue
-			}
-			statFailing = false
-			if sameFile(a.last, fi) {
-				continue
-			}
-			a.reload("file changed")
+			a.poll()
 		}
 	}
+}
+
+// poll looks at the rules file once and reloads it if it changed and has
+// stayed as it is since the previous poll.
+func (a *ACL) poll() {
+	fi, err := os.Stat(a.path)
+	if err != nil {
+		if !a.statFailing { // log once, not every poll
+			a.reloadErrors.Add(1)
+			a.log.Error("rules file unreadable, keeping the loaded rules", "path", a.path, "error", err)
+		}
+		a.statFailing, a.settling = true, nil
+		return
+	}
+	a.statFailing = false
+	if sameFile(a.last, fi) {
+		a.settling = nil
+		return
+	}
+	if !sameFile(a.settling, fi) {
+		// Changed since the last poll: a writer may still be at it
+		// (os.WriteFile truncates before it writes).
+		a.settling = fi
+		return
+	}
+	a.settling = nil
+	a.reload("file changed")
 }
 
 // reload reads the rules file again. On success it swaps the rules and

@@ -37,10 +37,22 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // writeRules writes a rules file and gives it a modification time of its
-// own, so that a change is seen even on file systems with coarse times.
+// own, so that a change is seen even on file systems with coarse times. It
+// renames a complete file into place: the watcher never sees it half-written
+// (TestPollWaitsForWriter covers writes in place).
 var mtime = time.Now().Add(-time.Hour)
 
 func writeRules(t *testing.T, path, doc string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	writeInPlace(t, tmp, doc)
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeInPlace truncates and writes path, as os.WriteFile and shells do.
+func writeInPlace(t *testing.T, path, doc string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
@@ -51,12 +63,17 @@ func writeRules(t *testing.T, path, doc string) {
 	}
 }
 
-// startACL starts a filter on a rules file with doc.
+// startACL starts a filter on a rules file with doc, polled every 5 ms.
 func startACL(t *testing.T, doc string) (*ACL, *fakeHost, *logtest.Log, string) {
+	t.Helper()
+	return startACLPolling(t, doc, 5*time.Millisecond)
+}
+
+func startACLPolling(t *testing.T, doc string, interval time.Duration) (*ACL, *fakeHost, *logtest.Log, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "acl.yaml")
 	writeRules(t, path, doc)
-	a := &ACL{interval: 5 * time.Millisecond}
+	a := &ACL{interval: interval}
 	h := &fakeHost{config: map[string]string{"rules": path}}
 	l := &logtest.Log{}
 	if err := a.start(h, l); err != nil {
@@ -238,6 +255,49 @@ func TestReload(t *testing.T) {
 	a.Stop()
 	if st := a.Stats(); st["reloads"] != 2 {
 		t.Errorf("reloads %d, want 2", st["reloads"])
+	}
+}
+
+// TestPollWaitsForWriter drives the watcher's polls by hand through a file
+// written in place: no state it passes through is read until it stays for
+// a poll.
+func TestPollWaitsForWriter(t *testing.T) {
+	leaktest.Check(t)
+	// The ticker never fires: the test's polls are the only ones.
+	a, h, l, path := startACLPolling(t, "rules: [{action: deny, protocol: tcp, dport: 22}]", time.Hour)
+	stats := func() (reloads, errs uint64) {
+		st := a.Stats()
+		return st["reloads"], st["reload-errors"]
+	}
+
+	a.poll() // unchanged
+	writeInPlace(t, path, "")
+	a.poll() // truncated: changed since the last poll
+	writeInPlace(t, path, "rules: [{action: deny,")
+	a.poll() // half written: changed again
+	if r, e := stats(); r != 0 || e != 0 || len(l.Lines("error: ")) != 0 {
+		t.Fatalf("reloads %d, reload-errors %d, errors logged %q while the file was being written: want none", r, e, l.Lines("error: "))
+	}
+	writeInPlace(t, path, "rules: [{action: deny, protocol: tcp, dport: 80}]\n")
+	a.poll() // complete, but not yet seen to stay
+	if r, _ := stats(); r != 0 {
+		t.Fatalf("reloaded on the first poll that saw the change")
+	}
+	a.poll()
+	if r, e := stats(); r != 1 || e != 0 || h.invalidated.Load() != 1 {
+		t.Fatalf("reloads %d, reload-errors %d, invalidations %d after the file stayed: want 1, 0, 1", r, e, h.invalidated.Load())
+	}
+	if v := a.Filter(&sdk.Meta{VSID: 5001}, tcp4(t, "10.0.0.1", "10.0.0.2", 40000, 80)); v.Action != sdk.ActionDrop {
+		t.Errorf("port 80 %v after the reload, want drop", v.Action)
+	}
+
+	// A bad file that stays is read once, and logged once.
+	writeInPlace(t, path, "rules: [{action: deny, dport: eighty}]\n")
+	a.poll()
+	a.poll()
+	a.poll()
+	if r, e := stats(); r != 1 || e != 1 || len(l.Lines("error: ")) != 1 {
+		t.Errorf("reloads %d, reload-errors %d, errors logged %q for a bad file: want 1, 1, one", r, e, l.Lines("error: "))
 	}
 }
 

@@ -74,13 +74,15 @@
 // # Reloading
 //
 // The file is checked every 500 ms (size, modification time and identity,
-// so an editor's rename over it is seen) and re-read on SIGHUP (the pid is
-// in "xvsctl extension list"). A valid new file replaces the rules at
+// so an editor's rename over it is seen) and read once a change has stayed
+// for one check, so a file written in place is not read half-written; a
+// change takes effect within a second. SIGHUP re-reads it at once (the pid
+// is in "xvsctl extension list"). A valid new file replaces the rules at
 // once, and the switch is told to forget the verdicts it cached for this
 // extension. An invalid file is logged with its error and line, the
 // previous rules stay, and the file is not retried until it changes again.
-// To change rules without a reader seeing a half-written file, write a
-// new file and rename it over the old one.
+// A writer that pauses for longer than a check can still be read
+// half-written: to be sure, write a new file and rename it over the old one.
 //
 // # Counters
 //
