@@ -10,12 +10,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/xvswitch/xvs/cmd/internal/api"
 	"github.com/xvswitch/xvs/ports"
 	"github.com/xvswitch/xvs/ports/porttest"
+	"github.com/xvswitch/xvs/vswitch"
 )
 
 // memPorts are the in-memory ports tests create through the "memory" type.
@@ -117,6 +119,20 @@ func TestAPIPortsAndStats(t *testing.T) {
 	}
 	if _, ok := st[0].Drops["ring-full"]; !ok {
 		t.Fatalf("stats lack the ring-full reason: %v", st[0].Drops)
+	}
+	// The switch counts a frame sent once the port's Transmit returns,
+	// which can be after WaitSent saw it.
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+		var sb []vswitch.PortStats
+		if err := c.Do("GET", "/stats?port=b", nil, &sb); err != nil || len(sb) != 1 {
+			t.Fatalf("stats of b %+v, %v", sb, err)
+		}
+		if sb[0].TxFrames == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats of b %+v 2s after the frame was sent: want tx_frames 1", sb[0])
+		}
 	}
 	body := scrape(t, d)
 	for _, want := range []string{`xvs_port_rx_frames_total{port="a",vsid="5001"} 1`, `xvs_port_tx_frames_total{port="b",vsid="5001"} 1`, `xvs_port_drops_total{port="a",reason="malformed",vsid="5001"} 0`} {

@@ -426,7 +426,12 @@ func TestCloseWhileBusy(t *testing.T) {
 			}
 		}
 	}()
-	time.Sleep(100 * time.Millisecond)
+	// Close while both loops are busy: once frames have gone out.
+	for deadline := time.Now().Add(5 * time.Second); p.Stats().TxFrames == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the Transmit loop sent nothing in 5s")
+		}
+	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
