@@ -12,6 +12,7 @@ import (
 
 	"github.com/xvswitch/xvs/extensions"
 	"github.com/xvswitch/xvs/extensions/exttest"
+	"github.com/xvswitch/xvs/ports/porttest"
 )
 
 // These tests run real extension processes: the example extensions and
@@ -98,16 +99,6 @@ func (r *rig) extInfo(name string) ExtensionInfo {
 	return ExtensionInfo{}
 }
 
-func eventually(t *testing.T, what string, d time.Duration, ok func() bool) {
-	t.Helper()
-	for end := time.Now().Add(d); !ok(); {
-		if time.Now().After(end) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestExtensionChainOrder(t *testing.T) {
 	r := extRig(t)
 	tagger := plugin(t, "extensions/internal/testplugins/tagger")
@@ -191,7 +182,7 @@ func TestExtensionACL(t *testing.T) {
 	}
 	// A rule change reaches cached flows too.
 	writeRules(t, rules, "default: allow\nrules:\n  - action: deny\n    protocol: udp\n    dport: 8\n")
-	eventually(t, "rule reload", 5*time.Second, func() bool {
+	porttest.Eventually(t, "rule reload", 5*time.Second, func() bool {
 		r.p["vm1"].Inject(to8)
 		time.Sleep(50 * time.Millisecond)
 		return len(r.p["vm2"].Sent()) == 0
@@ -292,7 +283,7 @@ func TestExtensionCapture(t *testing.T) {
 	for i := range 10 {
 		r.expectVia("vm1", "vm2", extUDP(macB, macA, "10.0.0.1", "10.0.0.2", 1000, uint16(2000+i), 8), 1)
 	}
-	eventually(t, "10 captured", 2*time.Second, func() bool { return r.extInfo("cap").Counters["captured"] == 10 })
+	porttest.Eventually(t, "10 captured", 2*time.Second, func() bool { return r.extInfo("cap").Counters["captured"] == 10 })
 	if err := r.sw.UnloadExtension("cap"); err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +305,7 @@ func TestExtensionSleeperFailsOpenAndClosed(t *testing.T) {
 			r.load(extensions.Config{Name: "zz", Path: plugin(t, "extensions/internal/testplugins/sleeper"),
 				Fail: mode, Deadline: 100 * time.Millisecond})
 			r.p["vm1"].Inject(extUDP(macB, macA, "10.0.0.1", "10.0.0.2", 1000, 2000, 8))
-			eventually(t, "failure detected", 3*time.Second, func() bool { return r.extInfo("zz").LastError != "" })
+			porttest.Eventually(t, "failure detected", 3*time.Second, func() bool { return r.extInfo("zz").LastError != "" })
 			got, _ := r.p["vm2"].WaitSent(1, 500*time.Millisecond)
 			if mode == extensions.FailOpen && len(got) != 1 {
 				t.Fatalf("fail-open: the waiting frame did not pass")
@@ -322,7 +313,7 @@ func TestExtensionSleeperFailsOpenAndClosed(t *testing.T) {
 			if mode == extensions.FailClosed && len(got) != 0 {
 				t.Fatalf("fail-closed: the waiting frame passed")
 			}
-			eventually(t, "restart", 5*time.Second, func() bool { return r.extInfo("zz").Restarts >= 1 })
+			porttest.Eventually(t, "restart", 5*time.Second, func() bool { return r.extInfo("zz").Restarts >= 1 })
 		})
 	}
 }
@@ -339,7 +330,7 @@ func TestExtensionGarbageDescriptors(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	eventually(t, "invalid descriptors counted", 3*time.Second, func() bool {
+	porttest.Eventually(t, "invalid descriptors counted", 3*time.Second, func() bool {
 		return r.extInfo("junk").Counters["invalid"] > 100
 	})
 	if err := r.sw.UnloadExtension("junk"); err != nil {
@@ -364,7 +355,7 @@ func TestExtensionKilledIsRestarted(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "restart after kill -9", 5*time.Second, func() bool {
+	porttest.Eventually(t, "restart after kill -9", 5*time.Second, func() bool {
 		x := r.extInfo("acl")
 		return x.State == "running" && x.PID != pid && x.PID != 0
 	})

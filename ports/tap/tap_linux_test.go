@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xvswitch/xvs/ports"
+	"github.com/xvswitch/xvs/ports/porttest"
 	"github.com/xvswitch/xvs/ring"
 )
 
@@ -299,11 +300,7 @@ func TestCloseWhileBusy(t *testing.T) {
 		}
 	}()
 	// Close while both loops are busy: once frames have gone out.
-	for deadline := time.Now().Add(5 * time.Second); p.Stats().TxFrames == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the Transmit loop sent nothing in 5s")
-		}
-	}
+	porttest.Eventually(t, "frames sent by the Transmit loop", 5*time.Second, func() bool { return p.Stats().TxFrames > 0 })
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
