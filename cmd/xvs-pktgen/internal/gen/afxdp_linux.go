@@ -3,6 +3,8 @@ package gen
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/asavie/xdp"
@@ -48,16 +50,17 @@ func openAFXDP(ifindex int, c frame.Config) (*afxdpSender, error) {
 	if c.Flows <= nslots {
 		nslots -= nslots % c.Flows
 	}
-	xsk, err := xdp.NewSocket(ifindex, 0, &xdp.SocketOptions{
+	opts := &xdp.SocketOptions{
 		NumFrames:              afxdpSlots,
 		FrameSize:              frameSize,
 		FillRingNumDescs:       64, // required by the kernel, unused
 		CompletionRingNumDescs: afxdpSlots,
 		TxRingNumDescs:         afxdpSlots,
-	})
+	}
+	xsk, err := xdp.NewSocket(ifindex, 0, opts)
 	if err != nil {
 		if errors.Is(err, unix.EPERM) {
-			return nil, fmt.Errorf("afxdp: %w: %w", ErrPermission, err)
+			return nil, fmt.Errorf("afxdp: %w", wrapPerm(err))
 		}
 		return nil, fmt.Errorf("afxdp: open socket on ifindex %d: %w: %w", ifindex, ErrUnsupported, err)
 	}
@@ -150,12 +153,48 @@ func (s *afxdpSender) close() error {
 	if s.xsk == nil {
 		return nil
 	}
-	err := s.xsk.Close()
+	unmapErr := unmapSocketRings(s.xsk.FD())
+	err := errors.Join(unmapErr, s.xsk.Close())
 	s.xsk = nil
 	if err != nil {
 		return fmt.Errorf("afxdp: close: %w", err)
 	}
 	return nil
+}
+
+// unmapSocketRings unmaps every mapping of the socket fd in this process.
+// asavie/xdp's Close closes the socket and unmaps the UMEM but not the
+// four rings it mapped from the socket, and a mapping holds the socket
+// open: the socket, and its hold on the device's queue, would live until
+// the process exits, and the next socket on the queue would fail with
+// EBUSY. The library does not keep the mappings where we can reach them,
+// so they are found by the socket's inode in /proc/self/maps.
+func unmapSocketRings(fd int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("afxdp: stat socket: %w", err)
+	}
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return fmt.Errorf("afxdp: unmap rings: %w", err)
+	}
+	name := fmt.Sprintf("socket:[%d]", st.Ino)
+	var errs []error
+	for line := range strings.Lines(string(maps)) {
+		f := strings.Fields(line)
+		if len(f) < 6 || f[5] != name {
+			continue
+		}
+		var start, end uintptr
+		if _, err := fmt.Sscanf(f[0], "%x-%x", &start, &end); err != nil || end <= start {
+			errs = append(errs, fmt.Errorf("afxdp: unmap rings: bad range %q", f[0]))
+			continue
+		}
+		if _, _, errno := unix.Syscall(unix.SYS_MUNMAP, start, end-start, 0); errno != 0 {
+			errs = append(errs, fmt.Errorf("afxdp: unmap ring at %#x: %w", start, errno))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // panicErr turns the library's sendto panic ("sendto failed with rc=%d
