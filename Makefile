@@ -18,6 +18,7 @@ build:
 
 test:
 	$(GO) test -count=1 ./...
+	XVS_PKTGEN_REFUSE_LIVE=1 $(GO) test -count=1 ./cmd/xvs-pktgen/   # as on a kernel that refuses XDP live frames
 	$(GO) test -race -count=1 -short ./ring/... ./vswitch/... ./wnv/... ./extensions/... ./ports/vhostuser/... ./cmd/xvsd/... ./cmd/xvsctl/...
 
 bench:

@@ -37,6 +37,13 @@ MODES (--mode)
           the MTU.
   auto    live, else afxdp, else packet: the first that works for the size.
 
+  Live mode is probed once at the start (a frame the kernel runs an
+  XDP_DROP program on, so nothing is sent). Some kernels refuse live
+  frames even to root; auto mode then says so in one line on stderr,
+  e.g. "live frames refused by the kernel (EPERM) - using afxdp", and
+  --mode live fails with that reason (exit 1). "needs root" is said only
+  when the process lacks a capability it needs (read from the kernel).
+
   A send waits up to 2 s for the device's carrier, and stops with an error
   if the device goes down or loses its carrier (a veth: its peer went
   down) while sending.
@@ -214,8 +221,8 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "xvs-pktgen send: %v\n", err)
 		return exitError
 	}
-	if os.Geteuid() != 0 {
-		return fail(gen.ErrPermission)
+	if missing := gen.MissingCaps(); len(missing) > 0 {
+		return fail(gen.PermissionError(missing))
 	}
 	progress := stdout
 	switch {
@@ -262,6 +269,9 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	})
 	if err != nil {
 		return fail(err)
+	}
+	if n := g.Notice(); n != "" {
+		fmt.Fprintf(stderr, "xvs-pktgen send: %s\n", n)
 	}
 
 	start := time.Now()

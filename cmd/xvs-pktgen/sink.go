@@ -65,8 +65,8 @@ func runSink(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "xvs-pktgen sink: %v\n", err)
 		return exitError
 	}
-	if os.Geteuid() != 0 {
-		return fail(gen.ErrPermission)
+	if missing := gen.MissingCaps(); len(missing) > 0 {
+		return fail(gen.PermissionError(missing))
 	}
 	progress := stdout
 	switch {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/xvswitch/xvs/cmd/xvs-pktgen/internal/frame"
 )
@@ -52,6 +53,8 @@ type Generator struct {
 	res   Result
 	err   error
 	start time.Time
+	// notice is one line for the user about the mode chosen, or "".
+	notice string
 }
 
 // Start validates o, opens the device and starts sending. It returns once
@@ -81,6 +84,11 @@ func (g *Generator) Sent() uint64 { return g.sent.Load() }
 
 // Mode is the mode sending now (auto is resolved at the first frame).
 func (g *Generator) Mode() string { return g.mode.Load().(string) }
+
+// Notice is a line for the user, set before Start returns, saying why
+// auto mode passed over a mode (for example "live frames refused by the
+// kernel (EPERM) - using afxdp"), or "".
+func (g *Generator) Notice() string { return g.notice }
 
 // Stop asks the generator to stop after the burst in progress.
 func (g *Generator) Stop() { g.stop.Store(true) }
@@ -195,14 +203,36 @@ func (g *Generator) loop(ready chan<- error) {
 		return
 	}
 	g.res.Frame = c
+	// A socket for the device's flags, in its namespace.
+	ctl, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		ready <- fmt.Errorf("generator: control socket: %w", err)
+		return
+	}
+	defer unix.Close(ctl)
 	modes := []string{g.o.Mode}
 	if g.o.Mode == ModeAuto {
 		modes = autoOrder
 	}
+	// Ask the kernel once, before anything is sent, whether it runs live
+	// frames at all: some refuse them even to root.
+	var liveErr error
+	if modes[0] == ModeLive {
+		if liveErr = ProbeLive(ifi.Index); liveErr != nil {
+			if g.o.Mode != ModeAuto || !errors.Is(liveErr, ErrUnsupported) {
+				ready <- liveErr
+				return
+			}
+			modes = modes[1:]
+		}
+	}
 	s, err := g.openNext(&modes, ifi, c)
 	if err != nil {
-		ready <- err
+		ready <- errors.Join(liveErr, err)
 		return
+	}
+	if liveErr != nil {
+		g.notice = fmt.Sprintf("%v - using %s", liveErr, s.mode())
 	}
 	ready <- nil
 
@@ -214,7 +244,7 @@ func (g *Generator) loop(ready chan<- error) {
 			queued, err = g.probe(s, ifi.Name)
 		}
 		if err == nil {
-			queued, err = g.pump(s, queued)
+			queued, err = g.pump(s, ctl, queued)
 		}
 		if queued == 0 && errors.Is(err, ErrUnsupported) && len(modes) > 0 {
 			// Auto: the first frames showed the mode cannot work here.
@@ -299,17 +329,32 @@ func (g *Generator) probe(s sender, dev string) (queued uint64, err error) {
 	return uint64(q), nil
 }
 
-// checker is a sender whose device may fail without its send noticing.
-type checker interface {
-	check() error
-}
-
-// checkEvery is how often pump calls check.
+// checkEvery is how often pump calls checkDev.
 const checkEvery = 100 * time.Millisecond
+
+// checkDev fails when the device is down or has lost its carrier: frames
+// sent to such a device vanish in every mode without an error (live
+// frames, a veth's transmit to a peer that is down).
+func checkDev(ctl int, dev string) error {
+	ifr, err := unix.NewIfreq(dev)
+	if err != nil {
+		return fmt.Errorf("dev %s: %w", dev, err)
+	}
+	if err := unix.IoctlIfreq(ctl, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("dev %s: flags: %w", dev, err)
+	}
+	switch flags := ifr.Uint16(); {
+	case flags&unix.IFF_UP == 0:
+		return fmt.Errorf("dev %s: %w", dev, ErrDown)
+	case flags&unix.IFF_RUNNING == 0:
+		return fmt.Errorf("dev %s: %w", dev, ErrNoCarrier)
+	}
+	return nil
+}
 
 // pump is the send loop. queued is how many frames were already sent; it
 // returns the number queued in all.
-func (g *Generator) pump(s sender, queued uint64) (uint64, error) {
+func (g *Generator) pump(s sender, ctl int, queued uint64) (uint64, error) {
 	o := g.o
 	minChunk := uint64(1)
 	if o.Rate > 0 {
@@ -324,9 +369,9 @@ func (g *Generator) pump(s sender, queued uint64) (uint64, error) {
 	nextCheck := g.start
 	for !g.stop.Load() {
 		now := time.Now()
-		if c, ok := s.(checker); ok && !now.Before(nextCheck) {
-			if err := c.check(); err != nil {
-				return queued, err
+		if !now.Before(nextCheck) {
+			if err := checkDev(ctl, o.Dev); err != nil {
+				return queued, fmt.Errorf("%s: %w", s.mode(), err)
 			}
 			nextCheck = now.Add(checkEvery)
 		}

@@ -54,8 +54,6 @@ const liveBurstUnpinned = 1 << 20
 // right to make a network namespace) the sender still works with bigger
 // bursts.
 type liveSender struct {
-	dev   string
-	ctl   int // AF_INET socket for SIOCGIFFLAGS, in the device's namespace
 	prog  *ebpf.Program
 	ctr   *ebpf.Map
 	pin   *dispatcherPin
@@ -67,12 +65,7 @@ type liveSender struct {
 }
 
 func openLive(ifi *net.Interface, c frame.Config) (*liveSender, error) {
-	s := &liveSender{dev: ifi.Name, ctl: -1, data: c.Frame(make([]byte, c.Size), 0)}
-	ctl, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("live: control socket: %w", err)
-	}
-	s.ctl = ctl
+	s := &liveSender{data: c.Frame(make([]byte, c.Size), 0)}
 	if c.Flows > 1 {
 		m, err := ebpf.NewMap(&ebpf.MapSpec{
 			Name: "xvspg_ctr",
@@ -128,25 +121,6 @@ func (s *liveSender) send(n int) (int, int, error) {
 	return n, n, nil
 }
 
-// check fails when the device is down or has lost its carrier: live
-// frames to such a device vanish without an error from BPF_PROG_RUN.
-func (s *liveSender) check() error {
-	ifr, err := unix.NewIfreq(s.dev)
-	if err != nil {
-		return fmt.Errorf("live: %s: %w", s.dev, err)
-	}
-	if err := unix.IoctlIfreq(s.ctl, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("live: %s: flags: %w", s.dev, err)
-	}
-	switch flags := ifr.Uint16(); {
-	case flags&unix.IFF_UP == 0:
-		return fmt.Errorf("live: %s: %w", s.dev, ErrDown)
-	case flags&unix.IFF_RUNNING == 0:
-		return fmt.Errorf("live: %s: %w", s.dev, ErrNoCarrier)
-	}
-	return nil
-}
-
 func (s *liveSender) maxBurst() int { return s.burst }
 func (s *liveSender) warn() string  { return s.warning }
 func (s *liveSender) mode() string  { return ModeLive }
@@ -155,10 +129,6 @@ func (s *liveSender) flush(time.Duration) (int, error) { return 0, nil }
 
 func (s *liveSender) close() error {
 	var errs []error
-	if s.ctl >= 0 {
-		errs = append(errs, unix.Close(s.ctl))
-		s.ctl = -1
-	}
 	if s.pin != nil {
 		errs = append(errs, s.pin.close())
 		s.pin = nil
@@ -172,14 +142,4 @@ func (s *liveSender) close() error {
 		s.ctr = nil
 	}
 	return errors.Join(errs...)
-}
-
-// ErrPermission is wrapped when the kernel refuses for lack of privilege.
-var ErrPermission = errors.New("permission denied: xvs-pktgen needs root (CAP_BPF, CAP_NET_ADMIN, CAP_NET_RAW, CAP_PERFMON)")
-
-func wrapPerm(err error) error {
-	if errors.Is(err, unix.EPERM) {
-		return fmt.Errorf("%w: %w", ErrPermission, err)
-	}
-	return err
 }
