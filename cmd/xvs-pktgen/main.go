@@ -8,7 +8,9 @@
 // socket and then to an AF_PACKET socket. "xvs-pktgen sink" attaches an
 // XDP program that counts and drops what arrives on a device. A send can
 // run its own sink on a second device (--sink-dev), in another network
-// namespace if need be, and then reports loss.
+// namespace if need be, and then reports loss. "xvs-pktgen loop" measures
+// a forwarder with a fixed number of frames that two reflectors send back
+// and forth through it, so that no sender limits the rate.
 //
 // Output is one line of key=value pairs per interval and a summary line,
 // or a JSON object with --json; see the help (xvs-pktgen -h) for the exact
@@ -38,7 +40,8 @@ const (
 const synopsis = `usage:
   xvs-pktgen [send] --dev DEV (--count N | --duration D) [options]
   xvs-pktgen sink --dev DEV [--duration D] [options]
-  xvs-pktgen help [send|sink]
+  xvs-pktgen loop --dev DEV --peer-dev DEV [--frames N] [--duration D] [options]
+  xvs-pktgen help [send|sink|loop]
 `
 
 // run is main without the process: it returns the exit code.
@@ -52,10 +55,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runSend(args, stdout, stderr)
 	case "sink":
 		return runSink(args, stdout, stderr)
+	case "loop":
+		return runLoop(args, stdout, stderr)
 	case "help":
 		switch {
 		case len(args) > 0 && args[0] == "sink":
 			return runSink([]string{"-h"}, stdout, stdout)
+		case len(args) > 0 && args[0] == "loop":
+			return runLoop([]string{"-h"}, stdout, stdout)
 		default:
 			return runSend([]string{"-h"}, stdout, stdout)
 		}

@@ -13,13 +13,17 @@ import (
 // XDP verdicts.
 const (
 	xdpDrop = 1
+	xdpPass = 2
 	xdpTX   = 3
+	// xdpRedirect is the verdict of bpf_redirect.
+	xdpRedirect = 4
 )
 
 // Offsets of struct xdp_md, the XDP program's context.
 const (
-	ctxData    = 0
-	ctxDataEnd = 4
+	ctxData           = 0
+	ctxDataEnd        = 4
+	ctxIngressIfindex = 12
 )
 
 // txProgram returns the XDP program the live-frames sender runs once per
@@ -128,9 +132,12 @@ type sinkStats struct {
 	AllBytes     uint64
 	MagicPackets uint64 // frames carrying frame.Magic at offset frame.HeaderLen
 	MagicBytes   uint64
+	// Stopped counts the generator frames a reflector dropped after it was
+	// told to stop: the frames still circulating in a loop.
+	Stopped uint64
 }
 
-const sinkStatsSize = 32
+const sinkStatsSize = 40
 
 // flowKey is the key of the sink's flow table: the fields a generator
 // varies per flow, plus the destination IP and port.
@@ -148,7 +155,18 @@ const flowKeySize = 20
 // its bytes, count separately the generator's frames (IPv4 with a 20-byte
 // header, UDP, frame.Magic at the start of the payload), optionally count
 // generator frames per flow in flows (a hash of flowKey to u64), and drop.
-func sinkProgram(stats, flows *ebpf.Map) *ebpf.ProgramSpec {
+//
+// With a control map ctl (an array of one u32) it is a reflector instead:
+// while ctl[0] is 0 it sends each generator frame back out of the device
+// it came in on (XDP_REDIRECT to itself) with the Ethernet addresses swapped, so that
+// frames circulate between two reflectors through whatever joins them;
+// once ctl[0] is set it counts them as Stopped and drops them. Other
+// frames (ARP, the hosts' own traffic) go to the stack (XDP_PASS).
+func sinkProgram(stats, flows, ctl *ebpf.Map) *ebpf.ProgramSpec {
+	other := "drop" // where frames that are not the generator's go
+	if ctl != nil {
+		other = "pass"
+	}
 	const (
 		ethIPv4 = 0x0008 // 0x0800 as loaded by a little-endian halfword load
 	)
@@ -188,7 +206,7 @@ func sinkProgram(stats, flows *ebpf.Map) *ebpf.ProgramSpec {
 		asm.LoadMem(asm.R1, asm.R0, 8, asm.DWord),
 		asm.Add.Reg(asm.R1, asm.R9),
 		asm.StoreMem(asm.R0, 8, asm.R1, asm.DWord),
-		asm.JEq.Imm(asm.R8, 0, "drop"),
+		asm.JEq.Imm(asm.R8, 0, other),
 		asm.LoadMem(asm.R1, asm.R0, 16, asm.DWord),
 		asm.Add.Imm(asm.R1, 1),
 		asm.StoreMem(asm.R0, 16, asm.R1, asm.DWord),
@@ -236,6 +254,49 @@ func sinkProgram(stats, flows *ebpf.Map) *ebpf.ProgramSpec {
 			asm.Add.Imm(asm.R3, -32),
 			asm.Mov.Imm(asm.R4, 1), // BPF_NOEXIST
 			asm.FnMapUpdateElem.Call(),
+		)
+	}
+	if ctl != nil {
+		insns = append(insns,
+			// r7 = the stats entry, for Stopped
+			asm.Mov.Reg(asm.R7, asm.R0),
+			asm.StoreImm(asm.RFP, -8, 0, asm.Word),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, -8),
+			asm.LoadMapPtr(asm.R1, ctl.FD()),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, "drop"),
+			asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
+			asm.JNE.Imm(asm.R1, 0, "stopped"),
+			asm.LoadMem(asm.R2, asm.R6, ctxData, asm.Word),
+			asm.LoadMem(asm.R3, asm.R6, ctxDataEnd, asm.Word),
+			asm.Mov.Reg(asm.R4, asm.R2),
+			asm.Add.Imm(asm.R4, 2*6),
+			asm.JGT.Reg(asm.R4, asm.R3, "drop"),
+			// swap the destination (bytes 0..5) and the source (6..11)
+			asm.LoadMem(asm.R4, asm.R2, 0, asm.Word),
+			asm.LoadMem(asm.R5, asm.R2, 4, asm.Half),
+			asm.LoadMem(asm.R1, asm.R2, 6, asm.Word),
+			asm.LoadMem(asm.R3, asm.R2, 10, asm.Half),
+			asm.StoreMem(asm.R2, 0, asm.R1, asm.Word),
+			asm.StoreMem(asm.R2, 4, asm.R3, asm.Half),
+			asm.StoreMem(asm.R2, 6, asm.R4, asm.Word),
+			asm.StoreMem(asm.R2, 10, asm.R5, asm.Half),
+			// Back out of the device it came in on. A redirect rather
+			// than XDP_TX: a veth kicks its peer's NAPI after XDP_TX only
+			// when the peer has an XDP program, so frames sent into a peer
+			// that has NAPI from GRO alone (a bridge port) would wait in
+			// its ring for other traffic; a redirect kicks it.
+			asm.LoadMem(asm.R1, asm.R6, ctxIngressIfindex, asm.Word),
+			asm.Mov.Imm(asm.R2, 0),
+			asm.FnRedirect.Call(),
+			asm.Return(),
+			asm.LoadMem(asm.R1, asm.R7, 32, asm.DWord).WithSymbol("stopped"),
+			asm.Add.Imm(asm.R1, 1),
+			asm.StoreMem(asm.R7, 32, asm.R1, asm.DWord),
+			asm.Ja.Label("drop"),
+			asm.Mov.Imm(asm.R0, xdpPass).WithSymbol("pass"),
+			asm.Return(),
 		)
 	}
 	insns = append(insns,

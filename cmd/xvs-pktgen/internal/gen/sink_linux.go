@@ -27,6 +27,11 @@ type SinkOptions struct {
 	// table of that many entries (see flowKey); it costs a lookup per
 	// frame.
 	FlowTable int
+	// Reflect makes the sink a reflector (see sinkProgram): it sends the
+	// generator's frames back with the Ethernet addresses swapped until
+	// StopReflecting, and passes other frames to the stack. Not with
+	// FlowTable.
+	Reflect bool
 }
 
 // SinkCounters are cumulative counts since the sink was attached.
@@ -35,6 +40,7 @@ type SinkCounters struct {
 	Bytes      uint64
 	AllPackets uint64 // every frame, generator or not
 	AllBytes   uint64
+	Stopped    uint64 // generator frames dropped after StopReflecting
 }
 
 // FlowCounts summarises the flow table.
@@ -50,6 +56,7 @@ type Sink struct {
 	dev   string
 	stats *ebpf.Map
 	flows *ebpf.Map
+	ctl   *ebpf.Map // reflectors only: ctl[0] != 0 stops reflecting
 	prog  *ebpf.Program
 	link  link.Link
 }
@@ -65,6 +72,9 @@ func OpenSink(o SinkOptions) (*Sink, error) {
 		flags = link.XDPGenericMode
 	default:
 		return nil, fmt.Errorf("sink: xdp-mode %q: want auto, native or generic", o.XDPMode)
+	}
+	if o.Reflect && o.FlowTable > 0 {
+		return nil, errors.New("sink: a reflector counts no flows")
 	}
 	s := &Sink{dev: o.Dev}
 	err := inNetns(o.Netns, func() error {
@@ -94,7 +104,19 @@ func OpenSink(o SinkOptions) (*Sink, error) {
 				return fmt.Errorf("sink: create flow table: %w", wrapPerm(err))
 			}
 		}
-		s.prog, err = ebpf.NewProgram(sinkProgram(s.stats, s.flows))
+		if o.Reflect {
+			s.ctl, err = ebpf.NewMap(&ebpf.MapSpec{
+				Name:       "xvspg_ctl",
+				Type:       ebpf.Array,
+				KeySize:    4,
+				ValueSize:  4,
+				MaxEntries: 1,
+			})
+			if err != nil {
+				return fmt.Errorf("sink: create control map: %w", wrapPerm(err))
+			}
+		}
+		s.prog, err = ebpf.NewProgram(sinkProgram(s.stats, s.flows, s.ctl))
 		if err != nil {
 			return fmt.Errorf("sink: load xdp program: %w", wrapPerm(err))
 		}
@@ -136,8 +158,34 @@ func (s *Sink) Counters() (SinkCounters, error) {
 		c.Bytes += v.MagicBytes
 		c.AllPackets += v.AllPackets
 		c.AllBytes += v.AllBytes
+		c.Stopped += v.Stopped
 	}
 	return c, nil
+}
+
+// StopReflecting makes a reflector drop the generator's frames (counting
+// them as Stopped) instead of sending them back.
+func (s *Sink) StopReflecting() error {
+	if s.ctl == nil {
+		return fmt.Errorf("sink %s: not a reflector", s.dev)
+	}
+	if err := s.ctl.Update(uint32(0), uint32(1), ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("sink %s: stop reflecting: %w", s.dev, err)
+	}
+	return nil
+}
+
+// DeviceMAC is the hardware address of dev in the network namespace netns
+// ("" = the current one).
+func DeviceMAC(dev, netns string) (mac net.HardwareAddr, err error) {
+	err = inNetns(netns, func() error {
+		ifi, err := lookupDev(dev)
+		if err == nil {
+			mac = ifi.HardwareAddr
+		}
+		return err
+	})
+	return mac, err
 }
 
 // FlowCounts walks the flow table; ok is false when the sink has none.
@@ -174,12 +222,12 @@ func (s *Sink) Close() error {
 	if s.prog != nil {
 		errs = append(errs, s.prog.Close())
 	}
-	for _, m := range []*ebpf.Map{s.stats, s.flows} {
+	for _, m := range []*ebpf.Map{s.stats, s.flows, s.ctl} {
 		if m != nil {
 			errs = append(errs, m.Close())
 		}
 	}
-	s.prog, s.stats, s.flows = nil, nil, nil
+	s.prog, s.stats, s.flows, s.ctl = nil, nil, nil, nil
 	return errors.Join(errs...)
 }
 
