@@ -1,11 +1,15 @@
 package vhostuser
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -148,12 +152,23 @@ func lstatID(path string) (fileID, error) {
 	return fileID{dev: uint64(st.Dev), ino: st.Ino}, nil
 }
 
-// listen creates the socket at path for front-ends to connect to, and
-// returns the identity of the socket file. A stale socket (one nobody
-// listens on: xvs or a VM went away without removing it) is removed
-// first; a live one, or a path that is not a socket, is an error rather
-// than something to delete. Closing the listener leaves the file: remove
-// it with removeSocket, which checks it is still the one created here.
+// listen creates the socket at path for front-ends to connect to, with
+// the given mode, and returns the identity of the socket file. A stale
+// socket (one nobody listens on: xvs or a VM went away without removing
+// it) is removed first; a live one, or a path that is not a socket, is an
+// error rather than something to delete. Closing the listener leaves the
+// file: remove it with removeSocket, which checks it is still the one
+// created here.
+//
+// The file never appears at path with another mode. bind creates it with
+// 0777 less the umask, which is the whole process's and so cannot be
+// changed for one bind; chmod after bind would leave a window in which a
+// front-end (or a user the mode keeps out) finds the socket with the
+// umask's mode. So the socket is bound to a temporary name beside path,
+// given its mode there, and renamed into place; the rename keeps the
+// inode, so the identity is the temporary file's. The rename does not
+// replace a file that appeared at path meanwhile: that is an error, and
+// the port's next check deals with the file as with any other.
 func listen(path string, mode os.FileMode) (*net.UnixListener, fileID, error) {
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != os.ModeSocket {
@@ -167,21 +182,106 @@ func listen(path string, mode os.FileMode) (*net.UnixListener, fileID, error) {
 			return nil, fileID{}, fmt.Errorf("vhost-user: remove stale socket %s: %w", path, err)
 		}
 	}
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	l, tmp, err := listenTemp(path)
 	if err != nil {
 		return nil, fileID{}, fmt.Errorf("vhost-user: listen on %s: %w", path, err)
 	}
 	l.SetUnlinkOnClose(false)
-	id, err := lstatID(path)
+	id, err := lstatID(tmp)
 	if err == nil {
-		err = os.Chmod(path, mode)
+		err = os.Chmod(tmp, mode)
+	}
+	if err == nil {
+		err = renameNoReplace(tmp, path)
 	}
 	if err != nil {
 		l.Close()
+		removeSocket(tmp, id)
 		removeSocket(path, id)
 		return nil, fileID{}, fmt.Errorf("vhost-user: socket %s: %w", path, err)
 	}
 	return l, id, nil
+}
+
+// listenTemp listens on a unix socket at a new temporary name in path's
+// directory, and returns it and the name. The name is no longer than
+// path's own can be (sun_path's limit; see tempName).
+//
+// The socket's inode is given mode 0 before bind: on Linux bind gives
+// the file that mode less the umask, so that until listen sets its mode
+// nobody but a privileged process can connect through the temporary name
+// either.
+func listenTemp(path string) (*net.UnixListener, string, error) {
+	dir, _ := filepath.Split(path) // with its trailing slash; "" for the working directory
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		if cerr := c.Control(func(fd uintptr) { err = unix.Fchmod(int(fd), 0) }); cerr != nil {
+			return cerr
+		}
+		if err != nil {
+			return os.NewSyscallError("fchmod", err)
+		}
+		return nil
+	}}
+	var err error
+	for range 8 {
+		tmp := dir + tempName(maxSocketLen-len(dir))
+		if tmp == path {
+			err = unix.EEXIST
+			continue
+		}
+		var l net.Listener
+		if l, err = lc.Listen(context.Background(), "unix", tmp); err == nil {
+			return l.(*net.UnixListener), tmp, nil
+		}
+		if !errors.Is(err, unix.EADDRINUSE) {
+			break
+		}
+	}
+	return nil, "", err
+}
+
+// tempName returns a random file name of n bytes, at most 16: ".xvs-"
+// then random letters and digits from 12 bytes (7 of them random), so
+// that a name left by a crash says whose it is; shorter names are random
+// after a leading dot, and one byte is just random.
+func tempName(n int) string {
+	const chars = "abcdefghijklmnopqrstuvwxyz0123456789"
+	n = max(1, min(n, 16))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = chars[rand.IntN(len(chars))]
+	}
+	switch {
+	case n >= 12:
+		copy(b, ".xvs-")
+	case n >= 2:
+		b[0] = '.'
+	}
+	return string(b)
+}
+
+// renameNoReplace renames oldpath to newpath, failing (with an error
+// matching os.ErrExist) if newpath exists. Where the kernel or the
+// filesystem lacks RENAME_NOREPLACE, a hard link and an unlink do the
+// same: link does not replace either, and keeps the inode.
+func renameNoReplace(oldpath, newpath string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		err = linkUnlink(oldpath, newpath)
+	}
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
+	}
+	return nil
+}
+
+// linkUnlink is renameNoReplace by link and unlink.
+func linkUnlink(oldpath, newpath string) error {
+	if err := unix.Link(oldpath, newpath); err != nil {
+		return err
+	}
+	return unix.Unlink(oldpath)
 }
 
 // removeSocket removes the socket file at path if it is still id, the

@@ -64,7 +64,9 @@ type Config struct {
 	// whenever the connection drops.
 	Server bool
 	// SocketMode is the permission of the socket a server port creates;
-	// 0 means 0600 (a QEMU running as another user needs more).
+	// 0 means 0600 (a QEMU running as another user needs more). The file
+	// appears at Socket with this mode, never with the umask's: it is
+	// created under a temporary name beside Socket and renamed.
 	SocketMode os.FileMode
 	// QueuePairs is the most queue pairs the port offers (the answer to
 	// GET_QUEUE_NUM, to match QEMU's queues=); 0 means 1.
