@@ -12,18 +12,29 @@
 #   xvs-slowpath  without fast_path and threaded_napi: every frame through
 #                 the worker
 # at 64B and 1518B frames, 1 flow and 1024 flows. Prints one line per case,
-#   CASE SIZE FLOWS MPPS
+#   CASE SIZE FLOWS MPPS LEFT
 # then iperf3 TCP through the bridge and through xvs (Gbit/s, the median of
-# IPERF_RUNS runs), xvsd's idle CPU, and the ratios xvs/bridge and
-# xvs/xdp-redirect for 64B 1 flow (and xvs-softirq/bridge,
-# xvs-slowpath/bridge), then iperf3 xvs/bridge and xvs-softirq/bridge.
+# IPERF_RUNS runs) with the TCP retransmissions iperf3 reports, xvsd's idle
+# CPU, and the ratios xvs/bridge and xvs/xdp-redirect for 64B 1 flow (and
+# xvs-softirq/bridge, xvs-slowpath/bridge), then iperf3 xvs/bridge and
+# xvs-softirq/bridge.
 #
 #   gen ns: gen0 ──veth── xbpin ┐ sw ns: forwarder ┌ xbpout ──veth── sink0 :sink ns
+#           gen1 ──────────────────────veth───────────────────────── sink1
 #
-# xvs-pktgen sends from gen0 (XDP live frames) and counts at sink0 (XDP).
+# A closed loop measures each case, so no sender sets the rate (a sender
+# of one thread is slower than the fast path here, and the kernel may
+# refuse XDP live frames): "xvs-pktgen loop" puts a reflector (XDP: swap
+# the MACs, XDP_TX) on gen0 and on sink0 and injects FRAMES frames once;
+# they go back and forth through the forwarder until the run ends. MPPS
+# is what both reflectors received per second, i.e. what the forwarder
+# forwarded in both directions together; LEFT is how many of the frames
+# still circulated at the end. The same loop over the plain veth pair
+# gen1-sink1 (no forwarder) comes first: it must be faster than every
+# case, which shows the reflectors are never what a case measures.
 # Everything lives in namespaces xvs-bp-*; they are removed on exit.
-# Knobs: DURATION (s per case), SIZES, FLOWS, CASES, IPERF_RUNS, XVS_WORKERS,
-# VERBOSE.
+# Knobs: DURATION (s per case), SIZES, FLOWS, FRAMES, CASES, IPERF_RUNS,
+# XVS_WORKERS, VERBOSE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
@@ -31,6 +42,7 @@ DURATION=${DURATION:-5}
 SIZES=${SIZES:-"64 1518"}
 FLOWS=${FLOWS:-"1 1024"}
 CASES=${CASES:-"xdp-redirect bridge xvs xvs-softirq xvs-slowpath"}
+FRAMES=${FRAMES:-1024}
 
 [ "$(id -u)" = 0 ] || { echo "bench-ports: needs root" >&2; exit 1; }
 for c in $CASES; do
@@ -73,13 +85,14 @@ inns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 for ns in $GEN $SW $SINK; do ip netns add $ns; ip -n $ns link set lo up; done
 ip link add gen0 netns $GEN type veth peer name xbpin netns $SW
 ip link add sink0 netns $SINK type veth peer name xbpout netns $SW
+ip link add gen1 netns $GEN type veth peer name sink1 netns $SINK
 inns $GEN ip addr add 10.77.0.1/24 dev gen0
 inns $SINK ip addr add 10.77.0.2/24 dev sink0
-for pair in "$GEN gen0" "$SW xbpin" "$SW xbpout" "$SINK sink0"; do
+for pair in "$GEN gen0" "$SW xbpin" "$SW xbpout" "$SINK sink0" "$GEN gen1" "$SINK sink1"; do
 	set -- $pair
 	inns $1 sysctl -qw net.ipv6.conf.all.disable_ipv6=1
 	inns $1 ip link set $2 up
-	# live frames and XDP_REDIRECT into a veth need NAPI on the receiving end
+	# XDP_TX and XDP_REDIRECT into a veth need NAPI on the receiving end
 	inns $1 ethtool -K $2 gro on >/dev/null 2>&1 || true
 done
 # TCP through AF_XDP: the kernel must fill checksums itself. The end hosts
@@ -94,7 +107,7 @@ GENMAC=$(inns $GEN cat /sys/class/net/gen0/address)
 fwd_up() {
 	case $1 in
 	xdp-redirect)
-		inns $SW "$BIN/xdp-redirect" --from xbpin --to xbpout >"$TMP/fwd.log" 2>&1 &
+		inns $SW "$BIN/xdp-redirect" --from xbpin --to xbpout --both >"$TMP/fwd.log" 2>&1 &
 		sleep 0.5
 		grep -q redirecting "$TMP/fwd.log" || { echo "bench-ports: xdp-redirect failed:" >&2; cat "$TMP/fwd.log" >&2; exit 1; }
 		;;
@@ -144,47 +157,58 @@ fwd_down() {
 	sleep 0.5
 }
 
-# one measurement: received pps at the sink. 1518 is a full frame with its
-# 4-byte FCS, which a veth does not carry: xvs-pktgen sends 1514 bytes for
-# it. 64 is sent as 64 bytes (xvs-pktgen's minimum).
+# one measurement: the closed loop between DEV (gen0 or gen1) and PEER;
+# prints "MPPS LEFT". 1518 is a full frame with its 4-byte FCS, which a veth
+# does not carry: xvs-pktgen sends 1514 bytes for it. 64 is sent as 64
+# bytes (xvs-pktgen's minimum).
 measure() {
-	local size=$1 flows=$2 json psize=$1
+	local dev=$1 peer=$2 size=$3 flows=$4 json psize=$3
 	[ "$size" -gt 1514 ] && psize=$((size - 4))
-	json=$("$BIN/xvs-pktgen" send --netns $GEN --dev gen0 --dst-mac "$SINKMAC" \
-		--size "$psize" --flows "$flows" --duration "${DURATION}s" \
-		--sink-dev sink0 --sink-netns $SINK --json --quiet 2>"$TMP/pktgen.err") || {
+	json=$("$BIN/xvs-pktgen" loop --netns $GEN --dev "$dev" --peer-netns $SINK --peer-dev "$peer" \
+		--frames "$FRAMES" --size "$psize" --flows "$flows" --duration "${DURATION}s" \
+		--json --quiet 2>"$TMP/pktgen.err") || {
 		echo "bench-ports: xvs-pktgen failed:" >&2; cat "$TMP/pktgen.err" >&2; return 1; }
-	python3 -c 'import json,sys; print("%.3f" % (json.load(sys.stdin)["received_pps"]/1e6))' <<<"$json"
+	python3 -c 'import json,sys; j=json.load(sys.stdin); print("%.3f %d" % (j["forwarded_pps"]/1e6, j["frames_left"]))' <<<"$json"
 }
 
 # TCP runs with GRO off on the forwarder's veths: GRO, which only the
 # generator's live frames need (for NAPI), would let the bridge aggregate
 # segments that a per-frame switch cannot.
+# iperf_once prints "GBITS RETRANSMITS" of one run.
 iperf_once() {
 	inns $SINK iperf3 -s -1 -B 10.77.0.2 >/dev/null 2>&1 &
 	sleep 0.5
 	local out
 	out=$(timeout $((DURATION + 15)) ip netns exec $GEN iperf3 -c 10.77.0.2 -t "$DURATION" -J 2>/dev/null) || out=
 	kill_ns $SINK
-	[ -n "$out" ] || { echo 0; return; }
-	python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))' <<<"$out"
+	[ -n "$out" ] || { echo "0 0"; return; }
+	python3 -c 'import json,sys; e=json.load(sys.stdin)["end"]; print("%.2f %d" % (e["sum_received"]["bits_per_second"]/1e9, e["sum_sent"].get("retransmits", 0)))' <<<"$out"
 }
 
-# iperf_gbps: the median of IPERF_RUNS (default 5) TCP runs - one run on
-# this noisy machine varies by 10%.
-iperf_gbps() {
+# iperf_tcp: "GBITS RETRANSMITS", each the median of IPERF_RUNS (default 5)
+# TCP runs - one run on this noisy machine varies by 10%.
+iperf_tcp() {
 	inns $SW ethtool -K xbpin gro off >/dev/null 2>&1 || true
 	inns $SW ethtool -K xbpout gro off >/dev/null 2>&1 || true
 	local runs=()
 	for _ in $(seq "${IPERF_RUNS:-5}"); do runs+=("$(iperf_once)"); done
 	inns $SW ethtool -K xbpin gro on >/dev/null 2>&1 || true
 	inns $SW ethtool -K xbpout gro on >/dev/null 2>&1 || true
-	printf '%s\n' "${runs[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+	median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+	echo "$(printf '%s\n' "${runs[@]}" | cut -d' ' -f1 | median) $(printf '%s\n' "${runs[@]}" | cut -d' ' -f2 | median)"
 }
 
 declare -A R
 echo "# $(date -u +%FT%TZ) $(nproc) cores, kernel $(uname -r), ${DURATION}s per case"
-printf '%-13s %5s %5s %8s\n' CASE SIZE FLOWS MPPS
+printf '%-13s %5s %5s %8s %6s\n' CASE SIZE FLOWS MPPS LEFT
+# The generator's headroom: the loop with no forwarder in it.
+for s in $SIZES; do
+	for f in $FLOWS; do
+		set -- $(measure gen1 sink1 "$s" "$f")
+		R[veth-loop,$s,$f]=$1
+		printf '%-13s %5s %5s %8s %6s\n' veth-loop "$s" "$f" "$1" "$2"
+	done
+done
 for c in $CASES; do
 	fwd_up "$c"
 	# The end hosts talk once, as hosts do, so forwarders that learn know
@@ -192,13 +216,14 @@ for c in $CASES; do
 	inns $SINK ping -c 2 -i 0.2 -W 1 10.77.0.1 >/dev/null 2>&1 || true
 	for s in $SIZES; do
 		for f in $FLOWS; do
-			m=$(measure "$s" "$f")
-			R[$c,$s,$f]=$m
-			printf '%-13s %5s %5s %8s\n' "$c" "$s" "$f" "$m"
+			set -- $(measure gen0 sink0 "$s" "$f")
+			R[$c,$s,$f]=$1
+			printf '%-13s %5s %5s %8s %6s\n' "$c" "$s" "$f" "$1" "$2"
 		done
 	done
 	if [ "$c" != xdp-redirect ] && command -v iperf3 >/dev/null; then
-		R[$c,iperf]=$(iperf_gbps)
+		set -- $(iperf_tcp)
+		R[$c,iperf]=$1 R[$c,retrans]=$2
 	fi
 	if [[ $c == xvs* ]]; then
 		# idle CPU of xvsd in adaptive mode, from /proc over 5 s
@@ -215,6 +240,9 @@ echo
 for c in bridge xvs xvs-softirq xvs-slowpath; do
 	[ -n "${R[$c,iperf]:-}" ] && printf 'iperf3-tcp %-12s %6s Gbit/s\n' "$c" "${R[$c,iperf]}"
 done
+for c in bridge xvs xvs-softirq xvs-slowpath; do
+	[ -n "${R[$c,retrans]:-}" ] && printf 'iperf3-retransmits %-12s %8s (median of %s runs of %ss)\n' "$c" "${R[$c,retrans]}" "${IPERF_RUNS:-5}" "$DURATION"
+done
 for c in xvs xvs-softirq xvs-slowpath; do
 	[ -n "${R[$c,idle]:-}" ] && echo "$c idle cpu ${R[$c,idle]}% of one core (adaptive poll)"
 done
@@ -224,4 +252,16 @@ echo "xvs-softirq/bridge $(ratio "${R[xvs-softirq,64,1]:-}" "${R[bridge,64,1]:-}
 echo "xvs-slowpath/bridge $(ratio "${R[xvs-slowpath,64,1]:-}" "${R[bridge,64,1]:-}")"
 echo "iperf3 xvs/bridge $(ratio "${R[xvs,iperf]:-}" "${R[bridge,iperf]:-}")"
 echo "iperf3 xvs-softirq/bridge $(ratio "${R[xvs-softirq,iperf]:-}" "${R[bridge,iperf]:-}")"
+# Headroom: the loop with no forwarder against the fastest case, per cell.
+for s in $SIZES; do
+	for f in $FLOWS; do
+		best= bestc=
+		for c in $CASES; do
+			v=${R[$c,$s,$f]:-}
+			[ -n "$v" ] || continue
+			if [ -z "$best" ] || python3 -c "import sys; sys.exit(0 if $v > $best else 1)"; then best=$v bestc=$c; fi
+		done
+		[ -n "$best" ] && echo "generator headroom ${s}B $f flows: veth-loop ${R[veth-loop,$s,$f]} Mpps = $(ratio "${R[veth-loop,$s,$f]}" "$best")x the fastest case ($bestc $best)"
+	done
+done
 if [ -f "$TMP/xvs-stats.txt" ] && [ -n "${VERBOSE:-}" ]; then cat "$TMP/xvs-stats.txt"; fi

@@ -2,8 +2,10 @@
 // program on one device that XDP_REDIRECTs every frame to another device,
 // with no userspace on the path. It runs until SIGINT or SIGTERM and
 // detaches on exit (the attachment is a BPF link, so also if killed).
+// With --both it also redirects what arrives on the second device to the
+// first, for traffic both ways (bench/ports.sh's closed loop, TCP).
 //
-//	xdp-redirect --from DEV --to DEV
+//	xdp-redirect --from DEV --to DEV [--both]
 package main
 
 import (
@@ -31,6 +33,7 @@ func run() error {
 	from := flag.String("from", "", "device whose received frames are redirected")
 	to := flag.String("to", "", "device the frames are sent out of")
 	generic := flag.Bool("generic", false, "attach in generic (skb) mode instead of native")
+	both := flag.Bool("both", false, "also redirect frames arriving on --to to --from")
 	flag.Parse()
 	if *from == "" || *to == "" {
 		return errors.New("--from and --to are required")
@@ -43,32 +46,38 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("--to %s: %w", *to, err)
 	}
-	// return bpf_redirect(dst.Index, 0)
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name:    "xvs_redirect",
-		Type:    ebpf.XDP,
-		License: "GPL",
-		Instructions: asm.Instructions{
-			asm.Mov.Imm(asm.R1, int32(dst.Index)),
-			asm.Mov.Imm(asm.R2, 0),
-			asm.FnRedirect.Call(),
-			asm.Return(),
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("load program: %w", err)
-	}
-	defer prog.Close()
 	flags := link.XDPDriverMode
 	if *generic {
 		flags = link.XDPGenericMode
 	}
-	l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: src.Index, Flags: flags})
-	if err != nil {
-		return fmt.Errorf("attach to %s: %w", *from, err)
+	paths := [][2]*net.Interface{{src, dst}}
+	if *both {
+		paths = append(paths, [2]*net.Interface{dst, src})
 	}
-	defer l.Close()
-	fmt.Printf("redirecting %s -> %s\n", *from, *to)
+	for _, p := range paths {
+		// return bpf_redirect(to, 0)
+		prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+			Name:    "xvs_redirect",
+			Type:    ebpf.XDP,
+			License: "GPL",
+			Instructions: asm.Instructions{
+				asm.Mov.Imm(asm.R1, int32(p[1].Index)),
+				asm.Mov.Imm(asm.R2, 0),
+				asm.FnRedirect.Call(),
+				asm.Return(),
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("load program: %w", err)
+		}
+		defer prog.Close()
+		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: p[0].Index, Flags: flags})
+		if err != nil {
+			return fmt.Errorf("attach to %s: %w", p[0].Name, err)
+		}
+		defer l.Close()
+		fmt.Printf("redirecting %s -> %s\n", p[0].Name, p[1].Name)
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig
