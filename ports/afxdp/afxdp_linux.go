@@ -89,6 +89,8 @@ type Config struct {
 	// in the softirq of the CPU that queued the frames; the device's
 	// previous setting is restored when the last port on it closes. The
 	// first port on a device decides. Refusal is logged, not an error.
+	// On a veth, the peer needs a qdisc, or it drops frames whenever the
+	// thread falls behind (see "peer-dropped" in Stats); New warns.
 	ThreadedNAPI bool
 }
 
@@ -161,6 +163,12 @@ type Port struct {
 	mu     sync.Mutex // Close against Stats
 	closed atomic.Bool
 	final  unix.XDPStatistics // kernel counters read at Close
+
+	// A veth's other end: its tx_dropped when the port opened and when
+	// last read (see veth_linux.go), under mu.
+	peer                  vethPeer
+	hasPeer               bool
+	peerDrop0, peerDropAt uint64
 
 	_ [64]byte
 	// Receive side: one goroutine at a time.
@@ -293,6 +301,16 @@ func New(cfg Config) (*Port, error) {
 			return fail(err)
 		}
 	}
+	var peerNoQdisc string
+	if peer, ok := peerOf(link); ok {
+		if st, err := peer.state(); err == nil {
+			p.peer, p.hasPeer = peer, true
+			p.peerDrop0, p.peerDropAt = st.txDropped, st.txDropped
+			if st.qdisc == "noqueue" {
+				peerNoQdisc = st.name
+			}
+		}
+	}
 	ev := p.log.Info().Str("port", p.name).Str("dev", dev).Int("queue", cfg.Queue).
 		Str("xdp_mode", prog.mode.String()).Bool("fast_path", p.fp != nil)
 	if att.fellBack != nil {
@@ -312,6 +330,10 @@ func New(cfg Config) (*Port, error) {
 		Int("fill_ring", cfg.FillRingSize).Int("rx_ring", cfg.RxRingSize).
 		Int("tx_ring", cfg.TxRingSize).Int("completion_ring", cfg.CompletionRingSize).
 		Int("tx_frames_per_kick", x.txBudget).Msg("afxdp port attached")
+	if peerNoQdisc != "" && (prog.threaded || prog.threadedPrev) {
+		p.log.Warn().Str("port", p.name).Str("dev", dev).Str("peer", peerNoQdisc).
+			Msg("afxdp: threaded NAPI on a veth whose peer has no qdisc: the peer drops what it sends faster than the NAPI thread takes it (peer-dropped, TCP retransmits); give the peer one, e.g. tc qdisc replace dev PEER root pfifo_fast, so the kernel holds the sender back instead")
+	}
 	if att.replaced != 0 {
 		p.log.Warn().Str("dev", dev).Uint32("prog_id", att.replaced).Msg("afxdp: replaced the XDP program that was attached")
 	}
@@ -627,6 +649,9 @@ func (p *Port) kickOnce() unix.Errno {
 //	link-down        frames transmitted while the link was down
 //	tx-dropped       frames the device refused (sendto EBUSY)
 //	tx-error         sendto errors other than the above
+//	peer-dropped     veth only: the tx_dropped of the veth's other end since the port
+//	                 opened, frames lost before they reached the device (mostly: its
+//	                 256-frame XDP ring was full; see veth_linux.go)
 func (p *Port) Stats() ports.Stats {
 	p.mu.Lock()
 	st := p.final
@@ -634,13 +659,20 @@ func (p *Port) Stats() ports.Stats {
 		if s, err := p.x.stats(); err == nil {
 			st = s
 		}
+		if p.hasPeer {
+			if ps, err := p.peer.state(); err == nil && ps.txDropped >= p.peerDrop0 {
+				p.peerDropAt = ps.txDropped
+			}
+		}
 	}
+	peerDropped := p.peerDropAt - p.peerDrop0
+	hasPeer := p.hasPeer
 	p.mu.Unlock()
 	var fc fastPathCounters
 	if p.fp != nil && !p.closed.Load() {
 		fc = p.fp.counters(p)
 	}
-	return ports.Stats{
+	s := ports.Stats{
 		OffloadRxFrames: fc.RxFrames, OffloadRxBytes: fc.RxBytes,
 		OffloadTxFrames: fc.TxFrames, OffloadTxBytes: fc.TxBytes,
 		RxFrames: p.rxFrames.Load(),
@@ -661,6 +693,10 @@ func (p *Port) Stats() ports.Stats {
 			"tx-error":        p.txErrors.Load(),
 		},
 	}
+	if hasPeer {
+		s.Drops["peer-dropped"] = peerDropped
+	}
+	return s
 }
 
 // Close implements ports.Port. It waits for a running Receive or Transmit
@@ -679,6 +715,11 @@ func (p *Port) Close() error {
 	}
 	if st, err := p.x.stats(); err == nil {
 		p.final = st
+	}
+	if p.hasPeer {
+		if ps, err := p.peer.state(); err == nil && ps.txDropped >= p.peerDrop0 {
+			p.peerDropAt = ps.txDropped
+		}
 	}
 	if p.fp != nil {
 		p.fp.leave(p)
