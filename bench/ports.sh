@@ -100,6 +100,11 @@ done
 # veth peers requires).
 inns $GEN ethtool -K gen0 tx off >/dev/null
 inns $SINK ethtool -K sink0 tx off >/dev/null
+# A queue on the end hosts' veths, as a VM's NIC has (a veth has none): with
+# threaded NAPI on the forwarder's side, a sender without one loses what
+# overflows the 256-frame ring between the veths (see ports/afxdp doc).
+inns $GEN tc qdisc replace dev gen0 root pfifo_fast
+inns $SINK tc qdisc replace dev sink0 root pfifo_fast
 SINKMAC=$(inns $SINK cat /sys/class/net/sink0/address)
 GENMAC=$(inns $GEN cat /sys/class/net/gen0/address)
 

@@ -68,6 +68,12 @@ up() {
 		ip netns exec "$ns" ethtool -K eth0 tx off >/dev/null
 		# GRO gives eth0 NAPI, so the fast path can XDP_REDIRECT into it.
 		ip netns exec "$ns" ethtool -K eth0 gro on >/dev/null
+		# A queue, as a VM's NIC has: a veth has none, and when the switch
+		# side polls in a NAPI thread (threaded_napi) the VM's TCP fills its
+		# 256-frame ring faster than the thread empties it; without a qdisc
+		# veth drops the rest (the port's peer-dropped counter), with one it
+		# stops the queue and TCP waits (Linux 6.16+).
+		ip netns exec "$ns" tc qdisc replace dev eth0 root pfifo_fast
 		echo "  - {name: ${ns#xvs-}, type: afxdp, dev: $host, vsid: $vsid, fast_path: true, threaded_napi: true}" >>"$CONF"
 	done
 	echo "demo: starting xvsd ($LOG)"
