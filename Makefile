@@ -40,9 +40,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzPipeline$$' -fuzztime $(FUZZTIME) ./vswitch/
 	$(GO) test -run '^$$' -fuzz '^FuzzVnetApply$$' -fuzztime $(FUZZTIME) ./ports/tap/
 	$(GO) test -run '^$$' -fuzz '^FuzzFrame$$' -fuzztime $(FUZZTIME) ./cmd/xvs-pktgen/internal/frame/
-	$(GO) test -run '^$$' -fuzz '^FuzzFrame$$' -fuzztime $(FUZZTIME) ./wnv/header/
-	$(GO) test -run '^$$' -fuzz '^FuzzIPv4Rewrite$$' -fuzztime $(FUZZTIME) ./wnv/header/
-	$(GO) test -run '^$$' -fuzz '^FuzzNVGRE$$' -fuzztime $(FUZZTIME) ./wnv/header/
+	$(GO) test -run '^$$' -fuzz '^FuzzFrame$$' -fuzztime $(FUZZTIME) ./header/
+	$(GO) test -run '^$$' -fuzz '^FuzzIPv4Rewrite$$' -fuzztime $(FUZZTIME) ./header/
+	$(GO) test -run '^$$' -fuzz '^FuzzNVGRE$$' -fuzztime $(FUZZTIME) ./header/
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./wnv/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) ./wnv/
 	$(GO) test -run '^$$' -fuzz '^FuzzMakeFlowKey$$' -fuzztime $(FUZZTIME) ./extensions/

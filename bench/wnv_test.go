@@ -6,10 +6,10 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/xvswitch/xvs/header"
 	"github.com/xvswitch/xvs/ports/porttest"
 	"github.com/xvswitch/xvs/vswitch"
 	"github.com/xvswitch/xvs/wnv"
-	"github.com/xvswitch/xvs/wnv/header"
 )
 
 // wnvTopology: two VMs of one tenant in two virtual subnets on one host,

@@ -6,9 +6,9 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/xvswitch/xvs/header"
 	"github.com/xvswitch/xvs/ring"
 	"github.com/xvswitch/xvs/wnv"
-	"github.com/xvswitch/xvs/wnv/header"
 )
 
 // The provider side of WNV. A port whose name is the interface of one of

@@ -7,9 +7,9 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/xvswitch/xvs/header"
 	"github.com/xvswitch/xvs/ports/porttest"
 	"github.com/xvswitch/xvs/wnv"
-	"github.com/xvswitch/xvs/wnv/header"
 )
 
 // host is one switch with a VM port "vm" in VSID 5001 and an uplink.

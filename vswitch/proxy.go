@@ -4,9 +4,9 @@ import (
 	"encoding/binary"
 	"net/netip"
 
+	"github.com/xvswitch/xvs/header"
 	"github.com/xvswitch/xvs/ring"
 	"github.com/xvswitch/xvs/wnv"
-	"github.com/xvswitch/xvs/wnv/header"
 )
 
 // proxy is the WNV ingress stage for ports whose VSID is a virtual subnet

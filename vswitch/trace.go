@@ -6,8 +6,8 @@ import (
 	"net/netip"
 	"sort"
 
+	"github.com/xvswitch/xvs/header"
 	"github.com/xvswitch/xvs/wnv"
-	"github.com/xvswitch/xvs/wnv/header"
 )
 
 // TraceStep is one stage's decision about a traced frame.

@@ -4,9 +4,9 @@ import (
 	"encoding/binary"
 	"net/netip"
 
+	"github.com/xvswitch/xvs/header"
 	"github.com/xvswitch/xvs/ring"
 	"github.com/xvswitch/xvs/wnv"
-	"github.com/xvswitch/xvs/wnv/header"
 )
 
 // route is the WNV forwarding stage for unicast IP frames from a port whose

@@ -5,8 +5,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/xvswitch/xvs/header"
 	"github.com/xvswitch/xvs/wnv"
-	"github.com/xvswitch/xvs/wnv/header"
 )
 
 // Two tenants on one host. blue: VSID 5001 (10.0.1.0/24) and 5002

@@ -17,9 +17,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/xvswitch/xvs/cmd/internal/api"
+	"github.com/xvswitch/xvs/header"
 	"github.com/xvswitch/xvs/vswitch"
 	"github.com/xvswitch/xvs/wnv"
-	"github.com/xvswitch/xvs/wnv/header"
 )
 
 // daemon is xvsd at run time: the switch, the control API and metrics.
