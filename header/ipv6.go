@@ -117,8 +117,11 @@ const (
 	ICMPv6PacketTooBig    = 2
 	ICMPv6TimeExceeded    = 3
 	ICMPv6ParamProblem    = 4
+	ICMPv6RouterSolicit   = 133
+	ICMPv6RouterAdvert    = 134
 	ICMPv6NeighborSolicit = 135
 	ICMPv6NeighborAdvert  = 136
+	ICMPv6Redirect        = 137
 
 	ndOptSourceLinkAddr = 1
 	ndOptTargetLinkAddr = 2

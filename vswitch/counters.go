@@ -1,6 +1,11 @@
 package vswitch
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/xvswitch/xvs/extensions"
+	"github.com/xvswitch/xvs/wnv/datapath"
+)
 
 // DropReason names why a frame was dropped (or, for learn-cap, why its
 // source was not learned).
@@ -98,4 +103,34 @@ func (t *dropTally) flush(c *counters) {
 			t[r] = 0
 		}
 	}
+}
+
+// wnvDropReasons and extDropReasons count the WNV module's and the
+// extension stage's drop reasons as the switch's: each stage names its
+// reasons with the switch's names, so that users see one list.
+var (
+	wnvDropReasons = func() (m [datapath.NumReasons]DropReason) {
+		for r := range datapath.NumReasons {
+			m[r] = dropReasonNamed(r.String())
+		}
+		return m
+	}()
+	extDropReasons = func() (m [extensions.NumDrops]DropReason) {
+		for r := range extensions.NumDrops {
+			m[r] = dropReasonNamed(r.String())
+		}
+		return m
+	}()
+)
+
+// dropReasonNamed is the reason with that name. A stage's reason without
+// one of the switch's names is a programming error that every test run
+// reveals at once.
+func dropReasonNamed(name string) DropReason {
+	for r, n := range dropNames {
+		if n == name {
+			return DropReason(r)
+		}
+	}
+	panic("vswitch: a stage drops for a reason the switch does not count: " + name)
 }

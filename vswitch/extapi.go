@@ -82,15 +82,12 @@ func (s *Switch) LoadExtension(cfg extensions.Config, position int) error {
 	}
 	if ext.Kind() == api.KindForward {
 		for _, o := range s.exts {
-			if o.ext.Kind() == api.KindForward {
-				return fail(fmt.Errorf("load extension %s: %w: %s", cfg.Name, ErrTwoForwarders, o.ext.Name()))
+			if o.ext().Kind() == api.KindForward {
+				return fail(fmt.Errorf("load extension %s: %w: %s", cfg.Name, ErrTwoForwarders, o.ext().Name()))
 			}
 		}
 	}
-	st := &extState{ext: ext, enabled: !cfg.Disabled}
-	for range s.workers {
-		st.workers = append(st.workers, &extWorker{cache: extensions.NewCache(cacheEntries)})
-	}
+	st := &extState{link: extensions.NewLink(ext, len(s.workers)), enabled: !cfg.Disabled}
 	if position < 0 || position > len(s.exts) {
 		position = len(s.exts)
 	}
@@ -103,7 +100,7 @@ func (s *Switch) LoadExtension(cfg extensions.Config, position int) error {
 
 func (s *Switch) findExtLocked(name string) int {
 	for i, st := range s.exts {
-		if st.ext.Name() == name {
+		if st.ext().Name() == name {
 			return i
 		}
 	}
@@ -124,7 +121,7 @@ func (s *Switch) UnloadExtension(name string) error {
 	s.publishLocked()
 	s.waitQuiescentLocked()
 	s.mu.Unlock()
-	err := st.ext.Close()
+	err := st.ext().Close()
 	s.log.Info().Str("extension", name).Msg("extension unloaded")
 	return err
 }
@@ -198,7 +195,7 @@ func (s *Switch) ExtensionStats(name string) (ExtensionInfo, error) {
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if m, err := st.ext.PluginStats(ctx); err == nil {
+	if m, err := st.ext().PluginStats(ctx); err == nil {
 		info.Plugin = m
 	} else if info.LastError == "" {
 		info.LastError = err.Error()
@@ -207,7 +204,7 @@ func (s *Switch) ExtensionStats(name string) (ExtensionInfo, error) {
 }
 
 func (st *extState) info(pos int) ExtensionInfo {
-	e := st.ext
+	e := st.ext()
 	cfg := e.Config()
 	return ExtensionInfo{
 		Name: cfg.Name, Path: cfg.Path, Kind: e.Kind().String(), Position: pos, Enabled: st.enabled,
@@ -217,36 +214,23 @@ func (st *extState) info(pos int) ExtensionInfo {
 	}
 }
 
-// chainLocked builds the data path's view of the enabled extensions.
-func (s *Switch) chainLocked(byName map[string]*portView) []*extView {
-	var chain []*extView
+// extState is a loaded extension as the control plane keeps it.
+type extState struct {
+	link    *extensions.Link
+	enabled bool
+}
+
+func (st *extState) ext() *extensions.Extension { return st.link.Extension() }
+
+// chainLocked lists the enabled extensions' links in chain order.
+func (s *Switch) chainLocked() []*extensions.Link {
+	var links []*extensions.Link
 	for _, st := range s.exts {
-		if !st.enabled {
-			continue
+		if st.enabled {
+			links = append(links, st.link)
 		}
-		e := st.ext
-		cfg := e.Config()
-		x := &extView{
-			st: st, kind: e.Kind(), dirs: cfg.Directions, failClosed: e.FailMode() == extensions.FailClosed,
-			every: e.EveryFrame(), ttl: uint32(cfg.CacheTTL / time.Second), deadline: int64(cfg.Deadline),
-		}
-		if len(cfg.VSIDs) > 0 {
-			x.vsids = map[uint32]bool{}
-			for _, v := range cfg.VSIDs {
-				x.vsids[v] = true
-			}
-		}
-		if len(cfg.Ports) > 0 {
-			x.ports = make([]bool, MaxPorts)
-			for _, n := range cfg.Ports {
-				if v := byName[n]; v != nil {
-					x.ports[v.st.idx] = true
-				}
-			}
-		}
-		chain = append(chain, x)
 	}
-	return chain
+	return links
 }
 
 // quiesce returns once every running worker has started a new round.
@@ -291,6 +275,6 @@ func (s *Switch) closeExtensions() {
 	s.publishLocked()
 	s.mu.Unlock()
 	for _, st := range exts {
-		st.ext.Close()
+		st.ext().Close()
 	}
 }

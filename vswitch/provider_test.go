@@ -10,6 +10,7 @@ import (
 	"github.com/xvswitch/xvs/header"
 	"github.com/xvswitch/xvs/ports/porttest"
 	"github.com/xvswitch/xvs/wnv"
+	"github.com/xvswitch/xvs/wnv/datapath"
 )
 
 // host is one switch with a VM port "vm" in VSID 5001 and an uplink.
@@ -246,7 +247,7 @@ func TestIPRewriteBetweenHosts(t *testing.T) {
 func TestHeldFramesExpire(t *testing.T) {
 	h1 := newHost(t, "192.168.50.1", net.HardwareAddr{2, 0xaa, 0, 0, 0, 1})
 	f := udp4(mustMAC("02:00:00:00:01:0b"), mustMAC("02:00:00:00:01:0a"), "10.0.1.10", "10.0.1.20", 64)
-	for range maxPending + 5 {
+	for range datapath.MaxPending + 5 {
 		h1.vm.Inject(f)
 	}
 	for h1.vm.Pending() > 0 {
@@ -255,10 +256,10 @@ func TestHeldFramesExpire(t *testing.T) {
 	if n := hostDrops(t, h1, "vm", DropARPPending); n != 5 {
 		t.Fatalf("%d frames dropped beyond the queue, want 5", n)
 	}
-	h1.sw.clock.Store(h1.sw.clock.Load() + pendingSeconds + 1)
+	h1.sw.clock.Store(h1.sw.clock.Load() + datapath.PendingSeconds + 1)
 	h1.sw.RunOnce()
-	if n := hostDrops(t, h1, "uplink", DropARPPending); n != maxPending {
-		t.Fatalf("%d held frames expired, want %d", n, maxPending)
+	if n := hostDrops(t, h1, "uplink", DropARPPending); n != datapath.MaxPending {
+		t.Fatalf("%d held frames expired, want %d", n, datapath.MaxPending)
 	}
 	if got := h1.sw.workers[0].pool.Len(); got != h1.sw.workers[0].arena.Frames()-64 {
 		t.Fatalf("pool holds %d buffers after expiry: buffers leaked", got)

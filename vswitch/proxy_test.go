@@ -114,7 +114,7 @@ func TestNeighborSolicitationAnswered(t *testing.T) {
 		t.Fatalf("%d answers to a neighbor solicitation, want 1", len(got))
 	}
 	ip, err := header.ParseIPv6(got[0][14:])
-	if err != nil || ip.NextHeader() != header.ProtocolICMPv6 || ip.Payload()[0] != icmpv6NeighborAdvert || !header.ICMPv6ChecksumValid(ip) {
+	if err != nil || ip.NextHeader() != header.ProtocolICMPv6 || ip.Payload()[0] != header.ICMPv6NeighborAdvert || !header.ICMPv6ChecksumValid(ip) {
 		t.Fatalf("answer %x: %v", got[0], err)
 	}
 	if !bytes.Equal(got[0][6:12], []byte{2, 0, 0, 0, 0, 0x0b}) {
@@ -145,7 +145,7 @@ func neighborSolicit(mac [6]byte, src, target [16]byte) []byte {
 	copy(ip[8:24], src[:])
 	copy(ip[24:40], dstIP[:])
 	icmp := ip[40:]
-	icmp[0] = icmpv6NeighborSolicit
+	icmp[0] = header.ICMPv6NeighborSolicit
 	copy(icmp[8:24], target[:])
 	icmp[24], icmp[25] = 1, 1 // source link-layer address option
 	copy(icmp[26:32], mac[:])
@@ -161,16 +161,17 @@ func TestProxyAllocatesNothing(t *testing.T) {
 	v := r.sw.snap.Load().views[r.sw.ports["a"].idx]
 	w := r.sw.workers[0]
 	b := w.rx
-	snap := r.sw.cfg.Policy.Snapshot()
+	sw := r.sw.snap.Load()
+	w.wnv.Begin(r.sw.cfg.Policy.Snapshot(), sw.wnvPorts, 0)
 	n := testing.AllocsPerRun(100, func() {
 		b.N = 1
 		b.Frames[0].Offset = uint16(w.arena.Headroom())
 		b.Frames[0].Len = uint16(copy(b.Room(0), req))
-		w.proxy(v, b, snap)
+		w.applyWNV(sw, b, w.wnv.Resolve(v.wnvPort, b))
 		w.queued[0].tx[0].N = 0
 		w.marked[w.queued[0].idx] = false
 		w.queued = w.queued[:0]
-		w.freeBorrowed()
+		w.wnv.Release()
 	})
 	if n != 0 {
 		t.Fatalf("%v allocations per answered ARP request", n)

@@ -13,9 +13,11 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/xvswitch/xvs/extensions"
 	"github.com/xvswitch/xvs/ports"
 	"github.com/xvswitch/xvs/ring"
 	"github.com/xvswitch/xvs/wnv"
+	"github.com/xvswitch/xvs/wnv/datapath"
 )
 
 // VSID values with a meaning of their own. A virtualized port has a VSID in
@@ -159,10 +161,9 @@ type Switch struct {
 	cfg Config
 	log zerolog.Logger
 
-	snap    atomic.Pointer[snapshot] // what workers read
-	uplinks atomic.Pointer[uplinks]  // WNV uplink ports, per policy version
-	neigh   neighbors                // provider network MACs, from ARP
-	clock   atomic.Uint32            // seconds since New, for MAC ageing
+	snap     atomic.Pointer[snapshot] // what workers read
+	provider *datapath.Provider       // the provider network as the WNV modules know it
+	clock    atomic.Uint32            // seconds since New, for MAC ageing
 
 	mu      sync.Mutex // control plane: everything below
 	ports   map[string]*portState
@@ -203,13 +204,15 @@ type snapshot struct {
 	views    []*portView // by port index; nil where no port
 	byName   map[string]*portView
 	byVSID   map[uint32]*domView
-	byWorker [][]*portView // ports each worker polls
-	chain    []*extView    // enabled extensions, in ingress order
+	byWorker [][]*portView     // ports each worker polls
+	chain    *extensions.Chain // enabled extensions, in ingress order
+	wnvPorts *datapath.Ports   // the ports as the WNV module sees them
 }
 
 type portView struct {
-	st  *portState
-	dom *domView // nil: unassigned
+	st      *portState
+	dom     *domView       // nil: unassigned
+	wnvPort *datapath.Port // the port in wnvPorts
 }
 
 type domView struct {
@@ -224,11 +227,12 @@ func New(cfg Config) (*Switch, error) {
 		return nil, err
 	}
 	s := &Switch{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		ports:   map[string]*portState{},
-		domains: map[uint32]*domainState{},
-		born:    time.Now(),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		ports:    map[string]*portState{},
+		domains:  map[uint32]*domainState{},
+		born:     time.Now(),
+		provider: datapath.NewProvider(),
 	}
 	for i := range cfg.Workers {
 		w, err := newWorker(s, i)
@@ -414,6 +418,8 @@ func (s *Switch) publishLocked() {
 		doms[vsid] = &domView{vsid: vsid, macs: d.macs, members: d.members}
 		snap.byVSID[vsid] = doms[vsid]
 	}
+	var wnvPorts []datapath.Port
+	var chainPorts []extensions.ChainPort
 	for _, ps := range s.byIdx[:top] {
 		if ps == nil {
 			continue
@@ -422,11 +428,20 @@ func (s *Switch) publishLocked() {
 		snap.views[ps.idx] = v
 		snap.byName[ps.name] = v
 		snap.byWorker[ps.worker] = append(snap.byWorker[ps.worker], v)
+		assigned := ps.vsid != VSIDUnassigned
+		wnvPorts = append(wnvPorts, datapath.Port{Index: ps.idx, Name: ps.name, VSID: ps.vsid, Assigned: assigned, Dev: ps.port})
+		chainPorts = append(chainPorts, extensions.ChainPort{Index: ps.idx, Name: ps.name, VSID: ps.vsid, Assigned: assigned})
 	}
-	snap.chain = s.chainLocked(snap.byName)
+	snap.wnvPorts = datapath.NewPorts(wnvPorts)
+	for _, v := range snap.views {
+		if v != nil {
+			v.wnvPort = snap.wnvPorts.ByName(v.st.name)
+		}
+	}
+	snap.chain = extensions.NewChain(s.chainLocked(), chainPorts)
 	s.snap.Store(snap)
 	for _, st := range s.exts {
-		st.ext.PortsChanged()
+		st.link.Extension().PortsChanged()
 	}
 }
 

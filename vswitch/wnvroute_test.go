@@ -103,9 +103,22 @@ func TestRouteDeliversRoutesAndIsolates(t *testing.T) {
 		t.Fatalf("spoof drops on a: %d, want 2", n)
 	}
 
-	// TTL exhausted while routing; unknown address in a known subnet; a
-	// destination on another host (no encapsulation yet).
+	// TTL exhausted while routing: dropped, counted, and answered with
+	// ICMP time exceeded from the source subnet's gateway, to a only.
 	r.send("a", udp4(gw, macA, "10.0.1.10", "10.0.2.30", 1))
+	back := r.p["a"].Sent()
+	r.expect(nil)
+	if len(back) != 1 {
+		t.Fatalf("TTL exhausted: a got %d frames back, want 1 ICMP time exceeded", len(back))
+	}
+	icmp, err := header.ParseIPv4(back[0][14:])
+	if err != nil || icmp.Protocol() != header.ProtocolICMP || icmp.Payload()[0] != header.ICMPv4TimeExceeded ||
+		icmp.SrcAddr() != netip.MustParseAddr("10.0.1.1") || icmp.DstAddr() != netip.MustParseAddr("10.0.1.10") ||
+		[6]byte(back[0][0:6]) != macA || [6]byte(back[0][6:12]) != gw {
+		t.Fatalf("TTL exhausted: answer %x (%v), want ICMP time exceeded from 10.0.1.1 (gateway MAC) to 10.0.1.10", back[0], err)
+	}
+	// Unknown address in a known subnet; a destination on another host
+	// (no uplink).
 	r.send("a", udp4(macB, macA, "10.0.1.10", "10.0.1.99", 64))
 	r.send("a", udp4(mustMAC("02:00:00:00:01:0d"), macA, "10.0.1.10", "10.0.1.40", 64))
 	r.expect(nil)

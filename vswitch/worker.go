@@ -6,28 +6,31 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/xvswitch/xvs/extensions"
+	"github.com/xvswitch/xvs/extensions/api"
 	"github.com/xvswitch/xvs/ring"
-	"github.com/xvswitch/xvs/wnv"
+	"github.com/xvswitch/xvs/wnv/datapath"
 )
 
 // worker polls a set of ports on one locked OS thread and runs the
 // pipeline for each received batch. All its state is owned by its
 // goroutine; the switch only reads epoch and stopped.
 type worker struct {
-	sw          *Switch
-	id          int
-	arena       *ring.Arena
-	pool        *ring.Pool // spare buffers for frames the switch creates or holds
-	rx          *ring.Batch
-	drops       dropTally
-	marked      []bool         // by port index: has frames in its tx batch
-	queued      []*portState   // ports with frames in their tx batch, in first-use order
-	borrowed    []uint32       // pool buffers holding frames built this batch, freed after flush
-	pending     []pendingFrame // frames waiting for a provider next hop's MAC
-	flows       *[flowCacheSize]flowEntry
-	decaps      *[decapCacheSize]decapEntry
-	ext         extData   // extension stage: parked frames, forwarding decisions
-	egressDrops dropTally // drops in the egress extension stage, counted on the output port
+	sw       *Switch
+	id       int
+	arena    *ring.Arena
+	pool     *ring.Pool // spare buffers for frames the switch creates or holds
+	rx       *ring.Batch
+	drops    dropTally
+	marked   []bool       // by port index: has frames in its tx batch
+	queued   []*portState // ports with frames in their tx batch, in first-use order
+	borrowed []uint32     // pool buffers of resumed frames, freed after flush
+	one      *ring.Batch  // a frame an extension released, going on through the pipeline
+
+	wnv      *datapath.Module  // the WNV module
+	ext      *extensions.Stage // the extension stage
+	extDrops extensions.Tally  // the extension stage's drops in one batch
+	wnvDrops datapath.Tally    // the WNV module's drops in one call
 
 	last    *snapshot     // the snapshot of the last round
 	waiter  idleWaiter    // blocks until a port has frames, where ports allow it
@@ -47,14 +50,17 @@ func newWorker(s *Switch, id int) (*worker, error) {
 	w := &worker{
 		sw: s, id: id, arena: a, pool: pool,
 		rx:       ring.NewBatch(a),
+		one:      ring.NewBatch(a),
 		marked:   make([]bool, MaxPorts),
 		queued:   make([]*portState, 0, MaxPorts),
 		borrowed: make([]uint32, 0, 2*ring.BatchSize),
-		pending:  make([]pendingFrame, 0, maxPending),
-		flows:    new([flowCacheSize]flowEntry),
-		decaps:   new([decapCacheSize]decapEntry),
+		ext:      extensions.NewStage(id, a, pool),
 	}
-	w.ext.init(a)
+	wcfg := datapath.Config{HeadEndReplication: s.cfg.HeadEndReplication}
+	if m := s.cfg.PolicyMiss; m != nil {
+		wcfg.Miss = m.Miss
+	}
+	w.wnv = datapath.New(wcfg, s.provider, a, pool)
 	w.stopped.Store(true)
 	// The receive batch owns buffers [0, BatchSize) for the worker's life:
 	// ports copy into them and transmit copies out of them, so they are
@@ -115,10 +121,19 @@ func (w *worker) round() int {
 	snap := w.sw.snap.Load()
 	w.last = snap
 	now := w.sw.clock.Load()
-	if len(w.pending) > 0 {
-		w.retryPending(snap, now)
+	var policyVersion uint64
+	if pol := w.sw.cfg.Policy; pol != nil {
+		ps := pol.Snapshot()
+		policyVersion = ps.Version()
+		w.wnv.Begin(ps, snap.wnvPorts, now)
+		if w.wnv.Pending() > 0 {
+			w.retryPending(snap)
+		}
 	}
-	w.pollExtensions(snap, now)
+	if snap.chain.Len() > 0 || w.ext.Parked() > 0 {
+		w.ext.Poll(snap.chain, policyVersion, now)
+		w.resumeReleased(snap, now)
+	}
 	total := 0
 	for _, v := range snap.byWorker[w.id] {
 		total += w.poll(snap, v, now)
@@ -140,38 +155,62 @@ func (w *worker) poll(snap *snapshot, v *portView, now uint32) int {
 		return 0
 	}
 	w.ingress(v, b)
-	w.pipeline(snap, v, b, now, 0)
+	w.pipeline(snap, v, b, now)
+	w.ext.EndRun()
 	return n
 }
 
-// pipeline runs a batch that came in on v through the stages after
-// ingress; from > 0 resumes frames after extension from-1 (their ARP/ND
-// was already proxied and the extensions before it have seen them).
-func (w *worker) pipeline(snap *snapshot, v *portView, b *ring.Batch, now uint32, from int) {
-	// WNV applies to ports whose VSID is a virtual subnet of the policy;
-	// other VSIDs are plain isolated L2 segments.
-	var ps *wnv.Snapshot
-	if pol := w.sw.cfg.Policy; pol != nil && v.dom != nil {
-		ps = pol.Snapshot()
-		if v.dom.vsid == VSIDNone {
-			// the provider network: an uplink if a PA is on this port
-			if pa, up := w.sw.uplinksFor(ps).byPort[v.st.name]; up && from == 0 {
-				w.provider(snap, v, b, ps, pa) // resumed frames went through it before
-			}
-			ps = nil
-		} else if _, virtual := ps.Subnet(v.dom.vsid); !virtual {
-			ps = nil
+// wnvRole says what the WNV module is for a port's frames.
+type wnvRole uint8
+
+const (
+	wnvNone   wnvRole = iota // a plain isolated L2 segment (or no policy)
+	wnvVM                    // a VM port in a virtual subnet: resolve, then route
+	wnvUplink                // an uplink: provider ARP, decapsulation, rewrite back
+)
+
+// wnvRoleOf says what the WNV module does for frames from v.
+func (w *worker) wnvRoleOf(v *portView) wnvRole {
+	if w.sw.cfg.Policy == nil || v.dom == nil {
+		return wnvNone
+	}
+	if v.dom.vsid == VSIDNone {
+		if w.wnv.IsUplink(v.st.name) {
+			return wnvUplink
 		}
+		return wnvNone
 	}
-	if ps != nil && from == 0 {
-		w.proxy(v, b, ps)
+	if w.wnv.IsVirtual(v.dom.vsid) {
+		return wnvVM
 	}
-	if len(snap.chain) > 0 && v.dom != nil {
-		w.extIngress(snap, v, b, from, now)
+	return wnvNone
+}
+
+// pipeline runs a batch that came in on v through the stages after
+// ingress: the WNV module where Hyper-V's WNV filter sits (frames from the
+// uplink; address resolution for frames from VMs), the ingress extensions,
+// then WNV routing and the learning bridge.
+func (w *worker) pipeline(snap *snapshot, v *portView, b *ring.Batch, now uint32) {
+	role := w.wnvRoleOf(v)
+	switch role {
+	case wnvUplink:
+		w.applyWNV(snap, b, w.wnv.FromUplink(v.wnvPort, b))
+	case wnvVM:
+		w.applyWNV(snap, b, w.wnv.Resolve(v.wnvPort, b))
 	}
+	if snap.chain.Len() > 0 && v.dom != nil && b.N > 0 {
+		w.ext.Run(b, api.Ingress, v.st.idx, v.dom.vsid, &w.extDrops)
+		w.takeExtDrops(&w.drops)
+	}
+	w.afterExtensions(snap, v, b, now, role)
+}
+
+// afterExtensions routes (WNV) and forwards a batch from v that has been
+// through the ingress extensions, and sends what it queued.
+func (w *worker) afterExtensions(snap *snapshot, v *portView, b *ring.Batch, now uint32, role wnvRole) {
 	offload := w.sw.cfg.Offload
-	if ps != nil {
-		w.route(snap, v, b, ps)
+	if role == wnvVM {
+		w.applyWNV(snap, b, w.wnv.Route(v.wnvPort, b))
 		// Policy-checked traffic (spoof, isolation) must not be learned
 		// into a fast path that would skip those checks.
 		offload = nil
@@ -179,8 +218,126 @@ func (w *worker) pipeline(snap *snapshot, v *portView, b *ring.Batch, now uint32
 	w.forward(snap, v, b, now, offload)
 	w.drops.flush(&v.st.ctr)
 	w.flush()
+	w.wnv.Release()
 	w.freeBorrowed()
-	w.ext.fwd = w.ext.fwd[:0]
+}
+
+// applyWNV carries out the WNV module's verdicts on a batch: frames it
+// sends go to their ports, frames it leaves (Continue) stay in the batch
+// for the bridge, and what it emitted (answers, requests, errors) is
+// queued first.
+func (w *worker) applyWNV(snap *snapshot, b *ring.Batch, vs []datapath.Verdict) {
+	w.wnv.TakeDrops(&w.wnvDrops)
+	w.countWNVDrops(&w.drops)
+	for i := range w.wnv.Emits {
+		e := &w.wnv.Emits[i]
+		w.enqueue(snap.views[e.Port].st, &e.Frame)
+	}
+	w.wnv.Emits = w.wnv.Emits[:0]
+	kept := 0
+	for i := range b.N {
+		f := &b.Frames[i]
+		switch vs[i].Action {
+		case datapath.Continue:
+			if i != kept {
+				// Swap, not copy: each slot keeps a distinct buffer.
+				b.Frames[kept], b.Frames[i] = b.Frames[i], b.Frames[kept]
+			}
+			kept++
+		case datapath.Deliver, datapath.Send:
+			w.enqueue(snap.views[vs[i].Port].st, f)
+		case datapath.Flood:
+			dom := snap.byVSID[f.VSID]
+			if dom == nil {
+				w.drops[DropNVGRENoDst]++
+				continue
+			}
+			for _, m := range dom.members {
+				w.enqueue(snap.views[m].st, f)
+			}
+		}
+	}
+	b.N = kept
+}
+
+// countWNVDrops adds the WNV module's drops to t.
+func (w *worker) countWNVDrops(t *dropTally) {
+	for r, n := range w.wnvDrops {
+		if n != 0 {
+			t[wnvDropReasons[r]] += n
+			w.wnvDrops[r] = 0
+		}
+	}
+}
+
+// takeExtDrops adds the extension stage's drops of a batch to t.
+func (w *worker) takeExtDrops(t *dropTally) {
+	for r, n := range w.extDrops {
+		if n != 0 {
+			t[extDropReasons[r]] += n
+			w.extDrops[r] = 0
+		}
+	}
+}
+
+// retryPending sends the frames the WNV module held for a next hop that
+// has answered since, and counts those it gave up on on the uplink.
+func (w *worker) retryPending(snap *snapshot) {
+	up, ok := w.wnv.Retry()
+	w.wnv.TakeDrops(&w.wnvDrops)
+	w.countWNVDrops(&w.drops)
+	for i := range w.wnv.Emits {
+		e := &w.wnv.Emits[i]
+		w.enqueue(snap.views[e.Port].st, &e.Frame)
+	}
+	w.wnv.Emits = w.wnv.Emits[:0]
+	if ok && int(up) < len(snap.views) && snap.views[up] != nil {
+		w.drops.flush(&snap.views[up].st.ctr)
+	}
+	w.flush()
+	w.wnv.Release()
+}
+
+// resumeReleased goes on with the frames the extension stage released
+// this round: ingress frames through WNV routing and forwarding, egress
+// frames to their port; and counts its drops on their ports.
+func (w *worker) resumeReleased(snap *snapshot, now uint32) {
+	for _, d := range w.ext.Drops {
+		if int(d.Port) < len(snap.views) && snap.views[d.Port] != nil {
+			snap.views[d.Port].st.ctr.drops[extDropReasons[d.Reason]].Add(1)
+		}
+	}
+	for i := range w.ext.Resumed {
+		r := &w.ext.Resumed[i]
+		b := w.one
+		b.Frames[0] = r.Frame
+		b.N = 1
+		w.borrowed = append(w.borrowed, r.Frame.Index) // freed when the run ends
+		if r.Dir == api.Egress {
+			if int(r.Out) >= len(snap.views) || snap.views[r.Out] == nil {
+				w.drops[DropPortError]++ // the port left between the stage's check and now
+				w.freeBorrowed()
+				continue
+			}
+			w.transmitNow(snap.views[r.Out].st, b)
+			w.freeBorrowed()
+			continue
+		}
+		if int(r.Frame.InPort) >= len(snap.views) || snap.views[r.Frame.InPort] == nil || snap.views[r.Frame.InPort].dom == nil {
+			w.freeBorrowed() // the stage checked; the port left since
+			continue
+		}
+		v := snap.views[r.Frame.InPort]
+		w.afterExtensions(snap, v, b, now, w.wnvRoleOf(v))
+	}
+	w.ext.Resumed, w.ext.Drops = w.ext.Resumed[:0], w.ext.Drops[:0]
+}
+
+func (w *worker) freeBorrowed() {
+	for _, idx := range w.borrowed {
+		w.pool.Put(idx)
+	}
+	w.borrowed = w.borrowed[:0]
 }
 
 // ingress counts what arrived, drops what cannot be forwarded at all, and
@@ -274,6 +431,29 @@ func (w *worker) forward(snap *snapshot, v *portView, b *ring.Batch, now uint32,
 	}
 }
 
+// extForward sends f where its forwarding extension decided and reports
+// whether the built-in lookup should also run (FlagDefault).
+func (w *worker) extForward(snap *snapshot, f *ring.Frame) bool {
+	d := w.ext.Decision(f.Fwd)
+	if d == nil {
+		return true
+	}
+	for _, p := range d.Ports[:d.N] {
+		if int(p) >= len(snap.views) || snap.views[p] == nil {
+			w.drops[DropExtensionInvalid]++
+			continue
+		}
+		if p == d.Origin {
+			continue // never back out of the port it came in on
+		}
+		w.enqueue(snap.views[p].st, f)
+	}
+	if !d.Default && d.N == 0 {
+		w.drops[DropExtension]++
+	}
+	return d.Default
+}
+
 // enqueue adds a frame descriptor to a port's transmit batch, sending the
 // batch at once when it is full.
 func (w *worker) enqueue(st *portState, f *ring.Frame) {
@@ -302,8 +482,14 @@ func (w *worker) flush() {
 
 // transmit runs the egress extensions over a port's batch and sends it.
 func (w *worker) transmit(st *portState, tb *ring.Batch) {
-	if snap := w.last; len(snap.chain) > 0 {
-		w.extEgress(snap, st, tb, len(snap.chain)-1, w.sw.clock.Load())
+	if w.last.chain.Len() > 0 {
+		n := tb.N
+		w.ext.Run(tb, api.Egress, st.idx, st.vsid, &w.extDrops)
+		if tb.N != n { // nothing to count unless frames left the batch
+			var t dropTally
+			w.takeExtDrops(&t)
+			t.flush(&st.ctr)
+		}
 	}
 	w.transmitNow(st, tb)
 }
