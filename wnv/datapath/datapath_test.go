@@ -1,0 +1,259 @@
+package datapath
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/xvswitch/xvs/header"
+	"github.com/xvswitch/xvs/ring"
+	"github.com/xvswitch/xvs/wnv"
+)
+
+// device is an uplink's MAC and MTU.
+type device struct {
+	mac net.HardwareAddr
+	mtu int
+}
+
+func (d device) MAC() net.HardwareAddr { return d.mac }
+func (d device) MTU() int              { return d.mtu }
+
+var (
+	vmMAC   = [6]byte{2, 0, 0, 0, 1, 0x0a}
+	peerMAC = [6]byte{2, 0, 0, 0, 1, 0x0b}
+	gwMAC   = [6]byte{2, 0x58, 0x56, 0, 0, 1}
+	nhMAC   = [6]byte{2, 0xaa, 0, 0, 0, 2}
+)
+
+// rig is one module over a VM port (index 1, VSID 5001) and an uplink
+// (index 0, MTU 1500), with a local VM 10.0.1.10/fd00:1::10 and a remote
+// one 10.0.1.20/fd00:1::20 behind 192.168.50.2.
+type rig struct {
+	t      *testing.T
+	m      *Module
+	arena  *ring.Arena
+	pool   *ring.Pool
+	b      *ring.Batch
+	ports  *Ports
+	vm, up *Port
+}
+
+func newRig(t *testing.T, cfg Config) *rig {
+	t.Helper()
+	pol, err := wnv.LoadConfig(wnv.PolicyConfig{
+		GatewayMAC:        "02:58:56:00:00:01",
+		RoutingDomains:    []wnv.RoutingDomainConfig{{ID: "blue"}},
+		VirtualSubnets:    []wnv.VirtualSubnetConfig{{VSID: 5001, RoutingDomain: "blue", IPv4Prefix: "10.0.1.0/24", IPv6Prefix: "fd00:1::/64"}},
+		ProviderAddresses: []wnv.ProviderAddressConfig{{Interface: "uplink", PA: "192.168.50.1", PrefixLength: 24}},
+		LookupRecords: []wnv.LookupRecordConfig{
+			{VSID: 5001, CA: "10.0.1.10", MAC: "02:00:00:00:01:0a", PA: "192.168.50.1", VMName: "vm"},
+			{VSID: 5001, CA: "fd00:1::10", MAC: "02:00:00:00:01:0a", PA: "192.168.50.1", VMName: "vm"},
+			{VSID: 5001, CA: "10.0.1.20", MAC: "02:00:00:00:01:0b", PA: "192.168.50.2", VMName: "peer"},
+			{VSID: 5001, CA: "fd00:1::20", MAC: "02:00:00:00:01:0b", PA: "192.168.50.2", VMName: "peer"},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ring.NewArena(ring.DefaultArenaConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := ring.NewPool(a, ring.BatchSize, a.Frames()-ring.BatchSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, arena: a, pool: pool, b: ring.NewBatch(a)}
+	for i := range ring.BatchSize {
+		r.b.Frames[i].Index = uint32(i)
+	}
+	r.ports = NewPorts([]Port{
+		{Index: 0, Name: "uplink", VSID: 0, Assigned: true, Dev: device{net.HardwareAddr{2, 0xaa, 0, 0, 0, 1}, 1500}},
+		{Index: 1, Name: "vm", VSID: 5001, Assigned: true},
+	})
+	r.vm, r.up = r.ports.ByName("vm"), r.ports.ByName("uplink")
+	r.m = New(cfg, NewProvider(), a, pool)
+	r.m.Begin(pol.Snapshot(), r.ports, 100)
+	return r
+}
+
+// batch loads frames into the rig's batch.
+func (r *rig) batch(frames ...[]byte) *ring.Batch {
+	r.b.N = len(frames)
+	for i, f := range frames {
+		r.b.Frames[i].Offset = uint16(r.arena.Headroom())
+		r.b.Frames[i].Len = uint16(copy(r.b.Room(i), f))
+		r.b.Frames[i].VSID = 5001
+	}
+	return r.b
+}
+
+// emitted returns the bytes of the frames emitted toward port, and
+// releases every emitted frame.
+func (r *rig) emitted(port uint16) [][]byte {
+	var out [][]byte
+	for _, e := range r.m.Emits {
+		if e.Port == port {
+			out = append(out, append([]byte(nil), r.arena.Buffer(e.Frame.Index)[e.Frame.Offset:e.Frame.Offset+e.Frame.Len]...))
+		}
+	}
+	r.m.Release()
+	return out
+}
+
+func (r *rig) drops() Tally {
+	var t Tally
+	r.m.TakeDrops(&t)
+	return t
+}
+
+// learnNextHop tells the module 192.168.50.2's MAC, as an ARP reply on the
+// uplink does.
+func (r *rig) learnNextHop() {
+	req := make([]byte, 60)
+	if _, err := header.WriteARPRequest(req, [6]byte(r.up.Dev.MAC()), [4]byte{192, 168, 50, 1}, [4]byte{192, 168, 50, 2}); err != nil {
+		r.t.Fatal(err)
+	}
+	arp, _ := header.ParseARP(req[14:])
+	reply := make([]byte, 60)
+	if _, err := header.WriteARPReply(reply, arp, nhMAC); err != nil {
+		r.t.Fatal(err)
+	}
+	if vs := r.m.FromUplink(r.up, r.batch(reply)); vs[0].Action != Continue {
+		r.t.Fatalf("an ARP reply on the uplink: %v, want continue (the bridge floods it)", vs[0].Action)
+	}
+	if mac, ok := r.m.prov.Neighbor(netip.MustParseAddr("192.168.50.2")); !ok || mac != nhMAC {
+		r.t.Fatalf("next hop MAC not learned from the ARP reply: %x %v", mac, ok)
+	}
+}
+
+func udp6(src, dst string, hopLimit uint8, payload int) []byte {
+	f := make([]byte, 14+40+8+payload)
+	copy(f[0:6], peerMAC[:])
+	copy(f[6:12], vmMAC[:])
+	binary.BigEndian.PutUint16(f[12:], header.EtherTypeIPv6)
+	header.IPv6(f[14:]).Encode(uint16(8+payload), header.ProtocolUDP, hopLimit, netip.MustParseAddr(src).As16(), netip.MustParseAddr(dst).As16())
+	binary.BigEndian.PutUint16(f[54:], 5000)
+	binary.BigEndian.PutUint16(f[56:], 6000)
+	binary.BigEndian.PutUint16(f[58:], uint16(8+payload))
+	return f
+}
+
+// TestEncapOrHoldOrTooBig: a frame to a remote VM is held while the next
+// hop is asked for (ARP request emitted on the uplink), then encapsulated
+// and sent on the uplink; an IPv6 frame too big once encapsulated is
+// dropped as mtu and answered with ICMPv6 packet too big from the
+// subnet's gateway, carrying the MTU that fits.
+func TestEncapOrHoldOrTooBig(t *testing.T) {
+	r := newRig(t, Config{})
+	small := udp6("fd00:1::10", "fd00:1::20", 64, 100)
+	vs := r.m.Route(r.vm, r.batch(small))
+	if vs[0].Action != Taken || r.m.Pending() != 1 {
+		t.Fatalf("first frame to an unresolved next hop: %+v, %d pending; want taken and held", vs[0], r.m.Pending())
+	}
+	if reqs := r.emitted(r.up.Index); len(reqs) != 1 || binary.BigEndian.Uint16(reqs[0][12:]) != header.EtherTypeARP {
+		t.Fatalf("want one ARP request on the uplink, got %d frames", len(reqs))
+	}
+	r.learnNextHop()
+	if up, ok := r.m.Retry(); !ok || up != r.up.Index || r.m.Pending() != 0 {
+		t.Fatalf("retry: uplink %d %v, %d still pending", up, ok, r.m.Pending())
+	}
+	if sent := r.emitted(r.up.Index); len(sent) != 1 || len(sent[0]) != len(small)+header.NVGREOverhead || [6]byte(sent[0][0:6]) != nhMAC {
+		t.Fatalf("held frame after the next hop answered: %d frames, want one NVGRE frame to %x", len(sent), nhMAC)
+	}
+
+	vs = r.m.Route(r.vm, r.batch(small))
+	if vs[0].Action != Send || vs[0].Port != r.up.Index {
+		t.Fatalf("second frame: %+v, want send on the uplink", vs[0])
+	}
+	big := udp6("fd00:1::10", "fd00:1::20", 64, 1500-40-8-10) // fits 1500, not once encapsulated
+	vs = r.m.Route(r.vm, r.batch(big))
+	if vs[0].Action != Drop || vs[0].Reason != DropMTU {
+		t.Fatalf("too big: %+v, want drop (mtu)", vs[0])
+	}
+	if d := r.drops(); d[DropMTU] != 1 {
+		t.Fatalf("mtu drops %d, want 1", d[DropMTU])
+	}
+	back := r.emitted(r.vm.Index)
+	if len(back) != 1 {
+		t.Fatalf("%d frames back to the VM, want one packet too big", len(back))
+	}
+	ip, err := header.ParseIPv6(back[0][14:])
+	if err != nil || ip.NextHeader() != header.ProtocolICMPv6 || ip.Payload()[0] != header.ICMPv6PacketTooBig ||
+		binary.BigEndian.Uint32(ip.Payload()[4:]) != 1500-header.NVGREOverhead ||
+		ip.SrcAddr() != netip.MustParseAddr("fd00:1::1") || [6]byte(back[0][6:12]) != gwMAC || [6]byte(back[0][0:6]) != vmMAC {
+		t.Fatalf("packet too big %x (%v): want ICMPv6 type 2, MTU %d, from fd00:1::1 (gateway MAC) to the VM", back[0], err, 1500-header.NVGREOverhead)
+	}
+}
+
+// TestICMPErrorsRateLimited: ICMP errors are bounded per second; every
+// frame they answer is counted whether or not an error goes out, and the
+// budget comes back the next second.
+func TestICMPErrorsRateLimited(t *testing.T) {
+	r := newRig(t, Config{ICMPPerSecond: 2})
+	r.learnNextHop()
+	big := udp6("fd00:1::10", "fd00:1::20", 64, 1500-40-8-10)
+	frames := [][]byte{big, big, big, big, big}
+	r.m.Route(r.vm, r.batch(frames...))
+	if got := len(r.emitted(r.vm.Index)); got != 2 {
+		t.Fatalf("%d packet too big errors for 5 frames in one second, want 2", got)
+	}
+	if d := r.drops(); d[DropMTU] != 5 {
+		t.Fatalf("mtu drops %d, want 5", d[DropMTU])
+	}
+	r.m.Begin(r.m.pol, r.ports, 101)
+	r.m.Route(r.vm, r.batch(frames...))
+	if got := len(r.emitted(r.vm.Index)); got != 2 {
+		t.Fatalf("next second: %d errors, want 2", got)
+	}
+}
+
+// TestDecapChecks: NVGRE for a VM here is delivered decapsulated; from a PA
+// the policy does not put the inner source behind, it is refused.
+func TestDecapChecks(t *testing.T) {
+	r := newRig(t, Config{})
+	inner := udp6("fd00:1::20", "fd00:1::10", 64, 50)
+	copy(inner[0:6], vmMAC[:])
+	copy(inner[6:12], peerMAC[:])
+	encap := func(srcPA [4]byte) []byte {
+		buf := make([]byte, 256+len(inner))
+		copy(buf[128:], inner)
+		p := header.NVGREParams{SrcMAC: nhMAC, DstMAC: [6]byte(r.up.Dev.MAC()), SrcPA: srcPA, DstPA: [4]byte{192, 168, 50, 1}, VSID: 5001}
+		start, err := header.EncapNVGRE(buf, 128, len(inner), &p, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return buf[start : 128+len(inner)]
+	}
+	vs := r.m.FromUplink(r.up, r.batch(encap([4]byte{192, 168, 50, 2}), encap([4]byte{192, 168, 50, 9})))
+	if vs[0].Action != Deliver || vs[0].Port != r.vm.Index || r.b.Frames[0].Len != uint16(len(inner)) {
+		t.Fatalf("NVGRE from the inner source's host: %+v, length %d; want delivered to vm, %d bytes", vs[0], r.b.Frames[0].Len, len(inner))
+	}
+	if vs[1].Action != Drop || vs[1].Reason != DropNVGRESrc {
+		t.Fatalf("NVGRE from another PA: %+v, want drop (nvgre-src)", vs[1])
+	}
+}
+
+// TestReasonNames: the names are the switch's drop reasons users see.
+func TestReasonNames(t *testing.T) {
+	seen := map[string]bool{}
+	for r := range NumReasons {
+		n := r.String()
+		if n == "" || n == "unknown" || seen[n] {
+			t.Fatalf("reason %d named %q", r, n)
+		}
+		seen[n] = true
+	}
+}
+
+// byIndex finds a port of the table by index (tests only).
+func (t *Ports) byIndex(i uint16) *Port {
+	for _, p := range t.byName {
+		if p.Index == i {
+			return p
+		}
+	}
+	return nil
+}
