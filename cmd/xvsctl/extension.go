@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xvswitch/xvs/cmd/internal/api"
+	"github.com/xvswitch/xvs/api"
 	"github.com/xvswitch/xvs/vswitch"
 )
 
