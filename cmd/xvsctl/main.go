@@ -328,13 +328,13 @@ func (c *cli) stats(fs *flag.FlagSet) error {
 	if fs.NArg() == 1 {
 		path += "?port=" + api.PathEscape(fs.Arg(0))
 	}
-	var st []vswitch.PortStats
+	var st []api.PortStats
 	if err := c.client.Do("GET", path, nil, &st); err != nil {
 		return err
 	}
 	if c.format == "json" {
 		if st == nil {
-			st = []vswitch.PortStats{}
+			st = []api.PortStats{}
 		}
 		return c.json(st)
 	}
@@ -358,13 +358,13 @@ func (c *cli) stats(fs *flag.FlagSet) error {
 }
 
 func (c *cli) macList(fs *flag.FlagSet) error {
-	var ms []vswitch.MACEntry
+	var ms []api.MACEntry
 	if err := c.client.Do("GET", "/macs", nil, &ms); err != nil {
 		return err
 	}
 	if c.format == "json" {
 		if ms == nil {
-			ms = []vswitch.MACEntry{}
+			ms = []api.MACEntry{}
 		}
 		return c.json(ms)
 	}
@@ -538,7 +538,7 @@ func (c *cli) trace(fs *flag.FlagSet) error {
 	if req.Port == "" || req.Frame == "" {
 		return usagef("trace: --port and --frame are required")
 	}
-	var steps []vswitch.TraceStep
+	var steps []api.TraceStep
 	if err := c.client.Do("POST", "/trace", req, &steps); err != nil {
 		return err
 	}
