@@ -65,3 +65,11 @@ type ExtensionInfo struct {
 	// extension only (GET /v1/extensions/{name}; vswitch's ExtensionStats).
 	Plugin map[string]uint64 `json:"plugin,omitempty"`
 }
+
+// VSIDs with a meaning of their own in PortInfo.VSID and PortStats.VSID.
+// Any other VSID is a virtual subnet's, in [header.MinVSID,
+// header.MaxVSID] (RFC 7637 reserves 0..0xFFF and 0xFFFFFF).
+const (
+	VSIDNone       uint32 = 0          // non-virtualized: a plain learning bridge
+	VSIDUnassigned uint32 = 0xFFFFFFFF // the port forwards nothing (no-vsid); xvsctl shows "none"
+)

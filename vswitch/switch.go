@@ -14,18 +14,20 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/xvswitch/xvs/api"
+	"github.com/xvswitch/xvs/header"
 	"github.com/xvswitch/xvs/ports"
 	"github.com/xvswitch/xvs/ring"
 	"github.com/xvswitch/xvs/wnv"
 )
 
 // VSID values with a meaning of their own. A virtualized port has a VSID in
-// [VSIDMin, VSIDMax] (RFC 7637 reserves 0..0xFFF and 0xFFFFFF).
+// [VSIDMin, VSIDMax] (RFC 7637 reserves 0..0xFFF and 0xFFFFFF). The range
+// is package header's, the two others the control API's.
 const (
-	VSIDNone       uint32 = 0          // non-virtualized: a plain learning bridge
-	VSIDMin        uint32 = 4096       // lowest VSID of a virtual subnet
-	VSIDMax        uint32 = 16777214   // highest VSID of a virtual subnet
-	VSIDUnassigned uint32 = 0xFFFFFFFF // port forwards nothing (no-vsid)
+	VSIDNone       uint32 = api.VSIDNone       // non-virtualized: a plain learning bridge
+	VSIDMin        uint32 = header.MinVSID     // lowest VSID of a virtual subnet
+	VSIDMax        uint32 = header.MaxVSID     // highest VSID of a virtual subnet
+	VSIDUnassigned uint32 = api.VSIDUnassigned // port forwards nothing (no-vsid)
 )
 
 // MaxPorts is the most ports one switch holds.
