@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/xvswitch/xvs/api"
-	"github.com/xvswitch/xvs/vswitch"
+	"github.com/xvswitch/xvs/header"
 )
 
 // The extension verbs: out-of-process capture, filter and forwarding
@@ -167,8 +167,8 @@ func extensionLoadRequest(fs *flag.FlagSet, after []string) (api.LoadExtension, 
 	}
 	for _, s := range *fs.Lookup("vsid").Value.(*listFlag) {
 		v, err := strconv.ParseUint(s, 10, 32)
-		if err != nil || (v != 0 && (v < uint64(vswitch.VSIDMin) || v > uint64(vswitch.VSIDMax))) {
-			return req, usagef("--vsid %q: want 0 or %d..%d", s, vswitch.VSIDMin, vswitch.VSIDMax)
+		if err != nil || (v != uint64(api.VSIDNone) && !header.ValidVSID(uint32(v))) {
+			return req, usagef("--vsid %q: want 0 or %s", s, vsidRange)
 		}
 		e.VSIDs = append(e.VSIDs, int64(v))
 	}
