@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/xvswitch/xvs/header"
 )
 
 // ErrBadConfig is wrapped by every configuration error.
@@ -167,8 +169,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: extension %s: slot-size %d: want a multiple of 64 in 128..65536", ErrBadConfig, c.Name, c.SlotSize)
 	}
 	for _, v := range c.VSIDs {
-		if v != 0 && (v < 4096 || v > 16777214) {
-			return fmt.Errorf("%w: extension %s: vsid %d: want 0 or 4096..16777214", ErrBadConfig, c.Name, v)
+		if v != 0 && !header.ValidVSID(v) {
+			return fmt.Errorf("%w: extension %s: vsid %d: want 0 or %d..%d", ErrBadConfig, c.Name, v, header.MinVSID, header.MaxVSID)
 		}
 	}
 	for k := range c.Settings {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	ctlapi "github.com/xvswitch/xvs/api"
 	"github.com/xvswitch/xvs/extensions/api"
 
 	"github.com/xvswitch/xvs/extensions"
@@ -20,28 +21,9 @@ var (
 	ErrBadOrder        = errors.New("order must name every loaded extension exactly once")
 )
 
-// ExtensionInfo describes one loaded extension.
-type ExtensionInfo struct {
-	Name       string   `json:"name"`
-	Path       string   `json:"path"`
-	Kind       string   `json:"kind"` // capture, filter, forward ("unknown" until first started)
-	Position   int      `json:"position"`
-	Enabled    bool     `json:"enabled"`
-	State      string   `json:"state"` // starting, running, failed, stopped
-	Fail       string   `json:"fail"`  // open or closed
-	Directions string   `json:"directions"`
-	VSIDs      []uint32 `json:"vsids,omitempty"`
-	Ports      []string `json:"ports,omitempty"`
-	EveryFrame bool     `json:"every_frame"`
-	PID        int      `json:"pid,omitempty"`
-	Restarts   uint64   `json:"restarts"`
-	LastError  string   `json:"last_error,omitempty"`
-	// Counters are the switch's view: frames sent, verdicts, cache hits,
-	// drops by reason, verdict latency.
-	Counters map[string]uint64 `json:"counters"`
-	// Plugin are the extension's own counters (ExtensionStats only).
-	Plugin map[string]uint64 `json:"plugin,omitempty"`
-}
+// ExtensionInfo describes one loaded extension; it is the control API's
+// type.
+type ExtensionInfo = ctlapi.ExtensionInfo
 
 // LoadExtension starts an extension process and inserts it in the chain at
 // position (0-based; -1 or past the end: last). The process has started and

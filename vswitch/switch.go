@@ -13,7 +13,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/xvswitch/xvs/api"
 	"github.com/xvswitch/xvs/extensions"
+	"github.com/xvswitch/xvs/header"
 	"github.com/xvswitch/xvs/ports"
 	"github.com/xvswitch/xvs/ring"
 	"github.com/xvswitch/xvs/wnv"
@@ -21,12 +23,13 @@ import (
 )
 
 // VSID values with a meaning of their own. A virtualized port has a VSID in
-// [VSIDMin, VSIDMax] (RFC 7637 reserves 0..0xFFF and 0xFFFFFF).
+// [VSIDMin, VSIDMax] (RFC 7637 reserves 0..0xFFF and 0xFFFFFF). The range
+// is package header's, the two others the control API's.
 const (
-	VSIDNone       uint32 = 0          // non-virtualized: a plain learning bridge
-	VSIDMin        uint32 = 4096       // lowest VSID of a virtual subnet
-	VSIDMax        uint32 = 16777214   // highest VSID of a virtual subnet
-	VSIDUnassigned uint32 = 0xFFFFFFFF // port forwards nothing (no-vsid)
+	VSIDNone       uint32 = api.VSIDNone       // non-virtualized: a plain learning bridge
+	VSIDMin        uint32 = header.MinVSID     // lowest VSID of a virtual subnet
+	VSIDMax        uint32 = header.MaxVSID     // highest VSID of a virtual subnet
+	VSIDUnassigned uint32 = api.VSIDUnassigned // port forwards nothing (no-vsid)
 )
 
 // MaxPorts is the most ports one switch holds.
@@ -563,30 +566,12 @@ func (s *Switch) RunOnce() int {
 	return n
 }
 
-// PortInfo describes a port.
-type PortInfo struct {
-	Name   string `json:"name"`
-	Index  int    `json:"index"`
-	VSID   uint32 `json:"vsid"`
-	MAC    string `json:"mac"`
-	MTU    int    `json:"mtu"`
-	Worker int    `json:"worker"`
-}
+// PortInfo describes a port; it is the control API's type.
+type PortInfo = api.PortInfo
 
-// PortStats are a port's counters: the switch's and the port's own.
-type PortStats struct {
-	Name     string            `json:"name"`
-	VSID     uint32            `json:"vsid"`
-	RxFrames uint64            `json:"rx_frames"`
-	RxBytes  uint64            `json:"rx_bytes"`
-	TxFrames uint64            `json:"tx_frames"`
-	TxBytes  uint64            `json:"tx_bytes"`
-	Drops    map[string]uint64 `json:"drops"`
-	// Of the rx/tx frames above, those forwarded by an offload (the
-	// in-kernel fast path) without passing through the switch's workers.
-	OffloadRxFrames uint64 `json:"offload_rx_frames"`
-	OffloadTxFrames uint64 `json:"offload_tx_frames"`
-}
+// PortStats are a port's counters: the switch's and the port's own; it is
+// the control API's type.
+type PortStats = api.PortStats
 
 // Ports lists the ports by name.
 func (s *Switch) Ports() []PortInfo {
@@ -660,13 +645,8 @@ func (s *Switch) Stats(name string) ([]PortStats, error) {
 	return out, nil
 }
 
-// MACEntry is one learned address.
-type MACEntry struct {
-	VSID uint32 `json:"vsid"`
-	MAC  string `json:"mac"`
-	Port string `json:"port"`
-	Age  int    `json:"age_s"`
-}
+// MACEntry is one learned address; it is the control API's type.
+type MACEntry = api.MACEntry
 
 // MACs lists the learned addresses of every VSID.
 func (s *Switch) MACs() []MACEntry {

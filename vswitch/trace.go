@@ -5,17 +5,16 @@ import (
 	"fmt"
 	"sort"
 
+	ctlapi "github.com/xvswitch/xvs/api"
 	"github.com/xvswitch/xvs/extensions/api"
 	"github.com/xvswitch/xvs/header"
 	"github.com/xvswitch/xvs/wnv"
 	"github.com/xvswitch/xvs/wnv/datapath"
 )
 
-// TraceStep is one stage's decision about a traced frame.
-type TraceStep struct {
-	Stage    string `json:"stage"`
-	Decision string `json:"decision"`
-}
+// TraceStep is one stage's decision about a traced frame; it is the
+// control API's type.
+type TraceStep = ctlapi.TraceStep
 
 // Trace shows what each stage of the pipeline would decide for frame
 // arriving on port, without sending it, learning from it or counting it.

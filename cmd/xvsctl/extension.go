@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xvswitch/xvs/cmd/internal/api"
-	"github.com/xvswitch/xvs/vswitch"
+	"github.com/xvswitch/xvs/api"
+	"github.com/xvswitch/xvs/header"
 )
 
 // The extension verbs: out-of-process capture, filter and forwarding
@@ -167,8 +167,8 @@ func extensionLoadRequest(fs *flag.FlagSet, after []string) (api.LoadExtension, 
 	}
 	for _, s := range *fs.Lookup("vsid").Value.(*listFlag) {
 		v, err := strconv.ParseUint(s, 10, 32)
-		if err != nil || (v != 0 && (v < uint64(vswitch.VSIDMin) || v > uint64(vswitch.VSIDMax))) {
-			return req, usagef("--vsid %q: want 0 or %d..%d", s, vswitch.VSIDMin, vswitch.VSIDMax)
+		if err != nil || (v != uint64(api.VSIDNone) && !header.ValidVSID(uint32(v))) {
+			return req, usagef("--vsid %q: want 0 or %s", s, vsidRange)
 		}
 		e.VSIDs = append(e.VSIDs, int64(v))
 	}
@@ -218,7 +218,7 @@ func (c *cli) extensionLoad(fs *flag.FlagSet) error {
 	if err != nil {
 		return err
 	}
-	var x *vswitch.ExtensionInfo
+	var x *api.ExtensionInfo
 	if err := c.client.Do("POST", "/extensions", req, &x); err != nil {
 		return err
 	}
@@ -255,7 +255,7 @@ func (c *cli) extensionEnable(fs *flag.FlagSet, enable bool) error {
 	if enable {
 		action = "enable"
 	}
-	var x *vswitch.ExtensionInfo
+	var x *api.ExtensionInfo
 	if err := c.client.Do("POST", "/extensions/"+api.PathEscape(fs.Arg(0))+"/"+action, nil, &x); err != nil {
 		return err
 	}
@@ -267,7 +267,7 @@ func (c *cli) extensionEnable(fs *flag.FlagSet, enable bool) error {
 }
 
 func (c *cli) extensionOrder(fs *flag.FlagSet) error {
-	var xs []vswitch.ExtensionInfo
+	var xs []api.ExtensionInfo
 	if err := c.client.Do("PUT", "/extensions/order", api.OrderExtensions{Names: fs.Args()}, &xs); err != nil {
 		return err
 	}
@@ -275,16 +275,16 @@ func (c *cli) extensionOrder(fs *flag.FlagSet) error {
 }
 
 func (c *cli) extensionList(fs *flag.FlagSet) error {
-	var xs []vswitch.ExtensionInfo
+	var xs []api.ExtensionInfo
 	if err := c.client.Do("GET", "/extensions", nil, &xs); err != nil {
 		return err
 	}
 	return c.extensionTable(xs)
 }
 
-func (c *cli) extensionTable(xs []vswitch.ExtensionInfo) error {
+func (c *cli) extensionTable(xs []api.ExtensionInfo) error {
 	if xs == nil {
-		xs = []vswitch.ExtensionInfo{}
+		xs = []api.ExtensionInfo{}
 	}
 	if c.format == "json" {
 		return c.json(xs)
@@ -314,9 +314,9 @@ func allIfEmpty(l []string) string {
 }
 
 func (c *cli) extensionStats(fs *flag.FlagSet) error {
-	var xs []vswitch.ExtensionInfo
+	var xs []api.ExtensionInfo
 	if fs.NArg() == 1 {
-		var x vswitch.ExtensionInfo
+		var x api.ExtensionInfo
 		if err := c.client.Do("GET", "/extensions/"+api.PathEscape(fs.Arg(0)), nil, &x); err != nil {
 			return err
 		}
@@ -328,7 +328,7 @@ func (c *cli) extensionStats(fs *flag.FlagSet) error {
 		// The list has the switch's counters; each extension's own come
 		// with its stats (kept from the list if it went in between).
 		for i := range xs {
-			var x vswitch.ExtensionInfo
+			var x api.ExtensionInfo
 			if c.client.Do("GET", "/extensions/"+api.PathEscape(xs[i].Name), nil, &x) == nil {
 				xs[i] = x
 			}
@@ -336,7 +336,7 @@ func (c *cli) extensionStats(fs *flag.FlagSet) error {
 	}
 	if c.format == "json" {
 		if xs == nil {
-			xs = []vswitch.ExtensionInfo{}
+			xs = []api.ExtensionInfo{}
 		}
 		return c.json(xs)
 	}

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/xvswitch/xvs/cmd/internal/api"
+	"github.com/xvswitch/xvs/api"
 )
 
 // fakeXVSD answers the control API on a unix socket with canned bodies and

@@ -15,11 +15,14 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/xvswitch/xvs/cmd/internal/api"
-	"github.com/xvswitch/xvs/vswitch"
+	"github.com/xvswitch/xvs/api"
+	"github.com/xvswitch/xvs/header"
 )
 
 var version = "0.1.0-dev"
+
+// vsidRange is the VSIDs of a virtual subnet, as help texts show them.
+var vsidRange = fmt.Sprintf("%d..%d", header.MinVSID, header.MaxVSID)
 
 const usage = `xvsctl - control a running xvsd
 
@@ -156,7 +159,7 @@ func (c *cli) verbs() map[string]verb {
 	vs := map[string]verb{
 		"version": {help: "Print the versions of xvsctl and of the running xvsd, the API version, and how xvsd runs.",
 			run: (*cli).version},
-		"port list": {help: "List the ports of the switch.\n\nColumns: NAME, TYPE (afxdp, tap, vhostuser, ...), DEV (device; the socket of a vhostuser\nport, whose mode is in -o json), VSID (0 = non-virtualized, 4096..16777214 = virtual\nsubnet), MAC, MTU and the WORKER polling it.",
+		"port list": {help: "List the ports of the switch.\n\nColumns: NAME, TYPE (afxdp, tap, vhostuser, ...), DEV (device; the socket of a vhostuser\nport, whose mode is in -o json), VSID (0 = non-virtualized, " + vsidRange + " = virtual\nsubnet), MAC, MTU and the WORKER polling it.",
 			run: (*cli).portList},
 		"stats": {args: "[PORT]", nargs: [2]int{0, 1},
 			help: "Show the counters of one port, or of all ports.\n\nRX/TX frames and bytes are what the switch received from and sent to the port.\nDrops are by reason; only non-zero reasons are shown in the table, all of them\nin JSON (-o json).",
@@ -283,7 +286,7 @@ func (c *cli) version(fs *flag.FlagSet) error {
 }
 
 func vsidString(v uint32) string {
-	if v == vswitch.VSIDUnassigned {
+	if v == api.VSIDUnassigned {
 		return "none"
 	}
 	return strconv.FormatUint(uint64(v), 10)
@@ -328,13 +331,13 @@ func (c *cli) stats(fs *flag.FlagSet) error {
 	if fs.NArg() == 1 {
 		path += "?port=" + api.PathEscape(fs.Arg(0))
 	}
-	var st []vswitch.PortStats
+	var st []api.PortStats
 	if err := c.client.Do("GET", path, nil, &st); err != nil {
 		return err
 	}
 	if c.format == "json" {
 		if st == nil {
-			st = []vswitch.PortStats{}
+			st = []api.PortStats{}
 		}
 		return c.json(st)
 	}
@@ -358,13 +361,13 @@ func (c *cli) stats(fs *flag.FlagSet) error {
 }
 
 func (c *cli) macList(fs *flag.FlagSet) error {
-	var ms []vswitch.MACEntry
+	var ms []api.MACEntry
 	if err := c.client.Do("GET", "/macs", nil, &ms); err != nil {
 		return err
 	}
 	if c.format == "json" {
 		if ms == nil {
-			ms = []vswitch.MACEntry{}
+			ms = []api.MACEntry{}
 		}
 		return c.json(ms)
 	}
@@ -376,9 +379,9 @@ func (c *cli) macList(fs *flag.FlagSet) error {
 	return tw.Flush()
 }
 
-const portAddHelp = `Attach a device, or a VM's vhost-user socket, to the running switch as port
+var portAddHelp = `Attach a device, or a VM's vhost-user socket, to the running switch as port
 NAME. Traffic on other ports is not interrupted. --vsid is required: 0 for
-non-virtualized traffic, 4096..16777214 for a virtual subnet.
+non-virtualized traffic, ` + vsidRange + ` for a virtual subnet.
 
 Types:
   afxdp      a NIC or veth (--dev), through an AF_XDP socket
@@ -424,18 +427,18 @@ func portFlags(add bool) func(fs *flag.FlagSet) {
 			fs.String("mac", "", "vhostuser: the VM NIC's MAC, as QEMU's virtio-net-pci mac= (default: derived from NAME)")
 			fs.Int("queues", 0, "vhostuser: queue pairs offered, as QEMU's vhost-user queues= (default 1)")
 		}
-		fs.String("vsid", "", "virtual subnet ID: 0 (non-virtualized) or 4096..16777214")
+		fs.String("vsid", "", "virtual subnet ID: 0 (non-virtualized) or "+vsidRange)
 	}
 }
 
 func vsidFlag(fs *flag.FlagSet) (*uint32, error) {
 	s := fs.Lookup("vsid").Value.String()
 	if s == "" {
-		return nil, usagef("--vsid is required: 0 for non-virtualized traffic or 4096..16777214")
+		return nil, usagef("--vsid is required: 0 for non-virtualized traffic or %s", vsidRange)
 	}
 	v, err := strconv.ParseUint(s, 10, 32)
-	if err != nil || (v != 0 && (v < uint64(vswitch.VSIDMin) || v > uint64(vswitch.VSIDMax))) {
-		return nil, usagef("--vsid %q: want 0 or %d..%d", s, vswitch.VSIDMin, vswitch.VSIDMax)
+	if err != nil || (v != uint64(api.VSIDNone) && !header.ValidVSID(uint32(v))) {
+		return nil, usagef("--vsid %q: want 0 or %s", s, vsidRange)
 	}
 	u := uint32(v)
 	return &u, nil
@@ -538,7 +541,7 @@ func (c *cli) trace(fs *flag.FlagSet) error {
 	if req.Port == "" || req.Frame == "" {
 		return usagef("trace: --port and --frame are required")
 	}
-	var steps []vswitch.TraceStep
+	var steps []api.TraceStep
 	if err := c.client.Do("POST", "/trace", req, &steps); err != nil {
 		return err
 	}

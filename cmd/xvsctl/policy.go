@@ -30,7 +30,7 @@ var policyKinds = []policyKind{
 		list:   func(p *wnv.PolicyConfig) any { return p.RoutingDomains }},
 	{name: "virtual-subnet", cmdlet: "VirtualSubnet", help: "a VSID in one routing domain with its prefixes; the first usable address is the gateway",
 		fields: []policyField{
-			{flag: "vsid", json: "vsid", help: "virtual subnet ID, 4096..16777214", number: true},
+			{flag: "vsid", json: "vsid", help: "virtual subnet ID, " + vsidRange, number: true},
 			{flag: "rd", json: "routing_domain", help: "routing domain ID"},
 			{flag: "prefix", json: "ipv4_prefix", help: "IPv4 prefix, e.g. 10.0.1.0/24"},
 			{flag: "prefix6", json: "ipv6_prefix", help: "IPv6 prefix (optional)"},

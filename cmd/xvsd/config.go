@@ -11,7 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/xvswitch/xvs/cmd/internal/api"
+	"github.com/xvswitch/xvs/api"
 	"github.com/xvswitch/xvs/ring"
 	"github.com/xvswitch/xvs/vswitch"
 	"github.com/xvswitch/xvs/wnv"

@@ -16,7 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/xvswitch/xvs/cmd/internal/api"
+	"github.com/xvswitch/xvs/api"
 	"github.com/xvswitch/xvs/header"
 	"github.com/xvswitch/xvs/vswitch"
 	"github.com/xvswitch/xvs/wnv"

@@ -14,7 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/xvswitch/xvs/cmd/internal/api"
+	"github.com/xvswitch/xvs/api"
 	"github.com/xvswitch/xvs/ports"
 	"github.com/xvswitch/xvs/ports/porttest"
 	"github.com/xvswitch/xvs/vswitch"

@@ -10,7 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/xvswitch/xvs/cmd/internal/api"
+	"github.com/xvswitch/xvs/api"
 	"github.com/xvswitch/xvs/extensions"
 	"github.com/xvswitch/xvs/vswitch"
 )

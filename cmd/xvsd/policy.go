@@ -10,7 +10,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/xvswitch/xvs/cmd/internal/api"
+	"github.com/xvswitch/xvs/api"
 	"github.com/xvswitch/xvs/wnv"
 )
 

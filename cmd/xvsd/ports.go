@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/xvswitch/xvs/cmd/internal/api"
+	"github.com/xvswitch/xvs/api"
 	"github.com/xvswitch/xvs/ports"
 )
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/xvswitch/xvs/cmd/internal/api"
+	"github.com/xvswitch/xvs/api"
 	"github.com/xvswitch/xvs/ports"
 	"github.com/xvswitch/xvs/ports/afxdp"
 	"github.com/xvswitch/xvs/ports/tap"

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xvswitch/xvs/cmd/internal/api"
+	"github.com/xvswitch/xvs/api"
 )
 
 func TestVhostUserConfig(t *testing.T) {

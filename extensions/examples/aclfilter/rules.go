@@ -13,13 +13,14 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/xvswitch/xvs/extensions/api"
+	"github.com/xvswitch/xvs/header"
 )
 
 // The VSIDs a rule may name: 0 (frames outside any virtual subnet) or a
 // 24-bit virtual subnet ID, as extensions.Config accepts.
 const (
-	minVSID = 4096
-	maxVSID = 16777214
+	minVSID = header.MinVSID
+	maxVSID = header.MaxVSID
 )
 
 // dirMatch is the direction a rule applies to.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/xvswitch/xvs/extensions/sdk"
+	"github.com/xvswitch/xvs/header"
 )
 
 // host is the part of *sdk.Host the mirror uses; tests pass a fake.
@@ -36,8 +37,8 @@ const (
 // The VSIDs the mirror accepts: 0 or a 24-bit virtual subnet ID, as
 // extensions.Config does.
 const (
-	minVSID = 4096
-	maxVSID = 16777214
+	minVSID = header.MinVSID
+	maxVSID = header.MaxVSID
 )
 
 // watchInterval is how often the monitor port is looked up again, to

@@ -2,22 +2,28 @@
 // a unix socket, every path under a version prefix so that old clients get
 // a clear error instead of a misread answer when the API changes.
 //
+// It owns every type that crosses the socket, the switch's answers
+// (PortInfo, PortStats, MACEntry, TraceStep, ExtensionInfo) included:
+// package vswitch returns these types, so the package uses the standard
+// library only and sits below vswitch, and a client (xvsctl) links no data
+// plane.
+//
 //	GET    /v1/version           VersionInfo
 //	GET    /v1/ports             []Port
 //	POST   /v1/ports             AddPort -> Port
 //	PATCH  /v1/ports/{name}      SetPort -> Port
 //	DELETE /v1/ports/{name}
-//	GET    /v1/stats[?port=NAME] []vswitch.PortStats
-//	GET    /v1/macs              []vswitch.MACEntry
-//	POST   /v1/trace             Trace -> []vswitch.TraceStep
+//	GET    /v1/stats[?port=NAME] []PortStats
+//	GET    /v1/macs              []MACEntry
+//	POST   /v1/trace             Trace -> []TraceStep
 //	GET    /v1/policy            wnv.PolicyConfig
 //	POST   /v1/policy/{kind}     one object (add); DELETE removes it
-//	GET    /v1/extensions        []vswitch.ExtensionInfo, in chain order
-//	POST   /v1/extensions        LoadExtension -> vswitch.ExtensionInfo
-//	GET    /v1/extensions/{name} vswitch.ExtensionInfo with the plugin's counters
+//	GET    /v1/extensions        []ExtensionInfo, in chain order
+//	POST   /v1/extensions        LoadExtension -> ExtensionInfo
+//	GET    /v1/extensions/{name} ExtensionInfo with the plugin's counters
 //	DELETE /v1/extensions/{name}
-//	POST   /v1/extensions/{name}/enable, /disable -> vswitch.ExtensionInfo
-//	PUT    /v1/extensions/order  OrderExtensions -> []vswitch.ExtensionInfo
+//	POST   /v1/extensions/{name}/enable, /disable -> ExtensionInfo
+//	PUT    /v1/extensions/order  OrderExtensions -> []ExtensionInfo
 //
 // Errors come back with a 4xx/5xx status and an Error body.
 package api
@@ -34,8 +40,6 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"github.com/xvswitch/xvs/vswitch"
 )
 
 // Version is the API version: the path prefix is "/" + Version.
@@ -57,7 +61,7 @@ type VersionInfo struct {
 // created. A vhostuser port has a Socket, its Mode and its Queues instead
 // of a Dev; its MAC (in PortInfo) is the VM NIC's.
 type Port struct {
-	vswitch.PortInfo
+	PortInfo
 	Type         string `json:"type"`
 	Dev          string `json:"dev,omitempty"`
 	FastPath     bool   `json:"fast_path"`
@@ -114,7 +118,7 @@ type SetPort struct {
 }
 
 // Trace is the body of POST /v1/trace: a frame, in hex, as if it arrived
-// on Port. The answer is []vswitch.TraceStep.
+// on Port. The answer is []TraceStep.
 type Trace struct {
 	Port  string `json:"port"`
 	Frame string `json:"frame"`
