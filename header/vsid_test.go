@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/xvswitch/xvs/header"
-	"github.com/xvswitch/xvs/wnv"
 )
 
 // MinVSID and MaxVSID are the one definition of a virtual subnet's VSIDs:
@@ -32,13 +31,5 @@ func TestValidVSID(t *testing.T) {
 	// elsewhere assert this text.
 	if header.MinVSID != 4096 || header.MaxVSID != 16777214 {
 		t.Errorf("VSID range %d..%d, want 4096..16777214", header.MinVSID, header.MaxVSID)
-	}
-}
-
-// wnv still spells the range out itself (wnv.MinVSID, wnv.MaxVSID); until
-// it uses header's, this keeps the two from drifting apart.
-func TestWNVVSIDRange(t *testing.T) {
-	if wnv.MinVSID != header.MinVSID || wnv.MaxVSID != header.MaxVSID {
-		t.Errorf("wnv VSID range %d..%d, header %d..%d", wnv.MinVSID, wnv.MaxVSID, header.MinVSID, header.MaxVSID)
 	}
 }

@@ -1,14 +1,18 @@
-// Package wnv will hold the network virtualization policy of xvs: lookup
-// records (customer address to provider address per VSID), customer
-// routes, routing domains, provider addresses, the ARP/ND proxy, NVGRE
-// encapsulation (RFC 7637) and IP rewrite. It uses the standard library
-// only and knows nothing of ports. Until then the pipeline's egress stage
-// is an empty hook in package vswitch.
+// Package wnv is the network virtualization policy of xvs, shaped after
+// Hyper-V Network Virtualization (HNV): lookup records (customer address
+// to provider address per VSID), customer routes, routing domains,
+// virtual subnets, provider addresses and routes, how they are validated,
+// changed and read. It uses the standard library and package header only,
+// and knows nothing of ports, workers or extensions.
+//
+// The data path that applies the policy to frames - the ARP/ND proxy,
+// isolation, routing, NVGRE (RFC 7637), IP rewrite, the uplink - is the
+// WNV module in package wnv/datapath; it reads the [Snapshot] this
+// package publishes.
 //
 // # The policy model
 //
-// This package now holds the policy model, shaped after Hyper-V Network
-// Virtualization (HNV) and its NetVirtualization cmdlets.
+// The objects follow HNV's NetVirtualization cmdlets.
 //
 // A VM sees customer addresses (CA). The hosts that run the VMs have
 // provider addresses (PA) on the physical network. The policy says which

@@ -6,13 +6,15 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/xvswitch/xvs/header"
 )
 
-// VSID limits. VSIDs 0..0xFFF are reserved by NVGRE (RFC 7637); 0 means
-// non-virtualized. 0xFFFFFF is reserved too.
+// VSID limits: package header's, the one definition (RFC 7637 reserves
+// 0..0xFFF and 0xFFFFFF; 0 means non-virtualized).
 const (
-	MinVSID = 4096
-	MaxVSID = 16777214
+	MinVSID = header.MinVSID
+	MaxVSID = header.MaxVSID
 )
 
 // DefaultGatewayMAC answers ARP and Neighbor Discovery for every virtual
