@@ -5,27 +5,27 @@
 // extensions); vswitch owns ingress, the learning bridge, transmit, the
 // counters and the order of the stages.
 //
-//	     one worker goroutine per OS thread, polling its ports in turn
+//	    one worker goroutine per OS thread, polling its ports in turn
 //
-//	 VM port (VSID of a virtual subnet)          uplink (VSID 0, carries a PA)
-//	        │ Receive                                   │ Receive
-//	 ┌──────▼──────┐                             ┌──────▼───────────────────┐
-//	 │ ingress     │ tag port + VSID, count      │ ingress                  │
-//	 ├─────────────┤                             ├──────────────────────────┤
-//	 │ WNV Resolve │ ARP/ND answered (proxied)   │ WNV FromUplink           │ provider ARP;
-//	 ├─────────────┤                             │  NVGRE decap, rewrite in ├──▶ deliver to
-//	 │ extensions  │ ingress chain, in order     ├──────────────────────────┤    the VM's port
-//	 ├─────────────┤                             │ extensions               │
-//	 │ WNV Route   │ spoof, isolation, routing,  ├──────────────────────────┤
-//	 │             │ NVGRE encap / IP rewrite ───┼──▶ uplink                │
-//	 ├─────────────┤                             │ bridge (VSID 0)          │
-//	 │ bridge      │ learn; known unicast, flood └──────────────────────────┘
-//	 └──────┬──────┘ in the VSID
-//	 ┌──────▼──────┐
-//	 │ egress      │ extensions in reverse order, per output port
-//	 ├─────────────┤
-//	 │ Transmit    │ one batch per output port
-//	 └─────────────┘
+//	VM port (VSID of a virtual subnet)          uplink (VSID 0, carries a PA)
+//	       │ Receive                                   │ Receive
+//	┌──────▼──────┐                             ┌──────▼───────────────────┐
+//	│ ingress     │ tag port + VSID, count      │ ingress                  │
+//	├─────────────┤                             ├──────────────────────────┤
+//	│ WNV Resolve │ ARP/ND answered (proxied)   │ WNV FromUplink           │ provider ARP;
+//	├─────────────┤                             │  NVGRE decap, rewrite in ├──▶ deliver to
+//	│ extensions  │ ingress chain, in order     ├──────────────────────────┤    the VM's port
+//	├─────────────┤                             │ extensions               │
+//	│ WNV Route   │ spoof, isolation, routing,  ├──────────────────────────┤
+//	│             │ NVGRE encap / IP rewrite ───┼──▶ uplink                │
+//	├─────────────┤                             │ bridge (VSID 0)          │
+//	│ bridge      │ learn; known unicast, flood └──────────────────────────┘
+//	└──────┬──────┘ in the VSID
+//	┌──────▼──────┐
+//	│ egress      │ extensions in reverse order, per output port
+//	├─────────────┤
+//	│ Transmit    │ one batch per output port
+//	└─────────────┘
 //
 // Ingress tags every frame with its port's Virtual Subnet ID (VSID). A port
 // whose VSID is [VSIDUnassigned] forwards nothing (drop reason no-vsid), so
