@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/xvswitch/xvs/extensions"
 )
 
 // TestTrace: the trace explains, stage by stage, what the data path does
@@ -42,5 +44,51 @@ func TestTrace(t *testing.T) {
 	}
 	if _, err := r.sw.Trace("nope", frame(bcast, macA[:], "x")); !errors.Is(err, ErrNoSuchPort) {
 		t.Fatalf("trace on an unknown port: %v", err)
+	}
+}
+
+// TestTraceShowsChainAndDecap: trace names each loaded extension as the
+// frame meets it (order, scope, disabled ones absent), and explains what
+// the WNV module does with NVGRE on the uplink: delivered, or refused with
+// the reason.
+func TestTraceShowsChainAndDecap(t *testing.T) {
+	h1, h2 := twoHosts(t)
+	f := udp4(mustMAC("02:00:00:00:01:0b"), mustMAC("02:00:00:00:01:0a"), "10.0.1.10", "10.0.1.20", 64)
+	wire := sendAcross(h1, h2, f)
+	if len(wire) != 1 {
+		t.Fatalf("%d frames on host 1's uplink, want one NVGRE frame", len(wire))
+	}
+	last := func(sw *Switch, port string, frame []byte) string {
+		t.Helper()
+		steps, err := sw.Trace(port, frame)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return steps[len(steps)-1].Stage + ": " + steps[len(steps)-1].Decision
+	}
+	if got := last(h2.sw, "uplink", wire[0]); !strings.Contains(got, "decap: delivered: to port vm in VSID 5001") {
+		t.Fatalf("NVGRE on host 2's uplink: %q, want delivered to vm", got)
+	}
+	if got := last(h1.sw, "uplink", wire[0]); !strings.Contains(got, "drop (nvgre-not-ours)") {
+		t.Fatalf("NVGRE for another host's PA: %q, want drop (nvgre-not-ours)", got)
+	}
+
+	r := extRig(t)
+	tagger := plugin(t, "extensions/internal/testplugins/tagger")
+	r.load(extensions.Config{Name: "first", Path: tagger, Settings: map[string]string{"tag": "A"}})
+	r.load(extensions.Config{Name: "vm2only", Path: tagger, Ports: []string{"vm2"}, Settings: map[string]string{"tag": "B"}})
+	r.load(extensions.Config{Name: "off", Path: tagger, Disabled: true, Settings: map[string]string{"tag": "C"}})
+	steps, err := r.sw.Trace("vm1", extUDP(macB, macA, "10.0.0.1", "10.0.0.2", 1000, 2000, 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ext []string
+	for _, s := range steps {
+		if s.Stage == "extensions" {
+			ext = append(ext, s.Decision)
+		}
+	}
+	if len(ext) != 2 || !strings.HasPrefix(ext[0], "first (filter): asked for a verdict on every frame") || !strings.HasPrefix(ext[1], "vm2only (filter): frame out of its scope") {
+		t.Fatalf("ingress extension steps %q: want first (asked per frame: the tagger changes every frame), then vm2only (out of scope); off is disabled", ext)
 	}
 }
