@@ -43,31 +43,31 @@ const (
 )
 
 var dropNames = [NumDropReasons]string{
-	DropMalformed:        "malformed",
+	DropMalformed:        datapath.DropMalformed.String(),
 	DropNoVSID:           "no-vsid",
 	DropLearnCap:         "learn-cap",
 	DropRingFull:         "ring-full",
-	DropSamePort:         "same-port",
+	DropSamePort:         datapath.DropSamePort.String(),
 	DropPortError:        "port-error",
-	DropNoPolicy:         "no-policy",
-	DropProxied:          "proxied",
-	DropPoolEmpty:        "pool-empty",
-	DropSpoof:            "spoof",
-	DropIsolation:        "isolation",
-	DropTTL:              "ttl",
-	DropNoUplink:         "no-uplink",
-	DropARPPending:       "arp-pending",
-	DropMTU:              "mtu",
-	DropNVGREInvalid:     "nvgre-invalid",
-	DropNVGRENotOurs:     "nvgre-not-ours",
-	DropNVGREVSID:        "nvgre-vsid",
-	DropNVGRENoDst:       "nvgre-no-dst",
-	DropNVGRESrc:         "nvgre-src",
-	DropRewriteSrc:       "rewrite-src",
-	DropExtension:        "extension-drop",
-	DropExtensionFailed:  "extension-failed",
-	DropExtensionBusy:    "extension-busy",
-	DropExtensionInvalid: "extension-invalid",
+	DropNoPolicy:         datapath.DropNoPolicy.String(),
+	DropProxied:          datapath.DropProxied.String(),
+	DropPoolEmpty:        datapath.DropPoolEmpty.String(),
+	DropSpoof:            datapath.DropSpoof.String(),
+	DropIsolation:        datapath.DropIsolation.String(),
+	DropTTL:              datapath.DropTTL.String(),
+	DropNoUplink:         datapath.DropNoUplink.String(),
+	DropARPPending:       datapath.DropARPPending.String(),
+	DropMTU:              datapath.DropMTU.String(),
+	DropNVGREInvalid:     datapath.DropNVGREInvalid.String(),
+	DropNVGRENotOurs:     datapath.DropNVGRENotOurs.String(),
+	DropNVGREVSID:        datapath.DropNVGREVSID.String(),
+	DropNVGRENoDst:       datapath.DropNVGRENoDst.String(),
+	DropNVGRESrc:         datapath.DropNVGRESrc.String(),
+	DropRewriteSrc:       datapath.DropRewriteSrc.String(),
+	DropExtension:        extensions.DropVerdict.String(),
+	DropExtensionFailed:  extensions.DropFailed.String(),
+	DropExtensionBusy:    extensions.DropBusy.String(),
+	DropExtensionInvalid: extensions.DropInvalid.String(),
 }
 
 func (r DropReason) String() string {
@@ -106,8 +106,8 @@ func (t *dropTally) flush(c *counters) {
 }
 
 // wnvDropReasons and extDropReasons count the WNV module's and the
-// extension stage's drop reasons as the switch's: each stage names its
-// reasons with the switch's names, so that users see one list.
+// extension stage's drop reasons as the switch's: the switch's names of
+// those reasons are the stages' own, so that users see one list.
 var (
 	wnvDropReasons = func() (m [datapath.NumReasons]DropReason) {
 		for r := range datapath.NumReasons {

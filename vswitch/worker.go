@@ -227,13 +227,7 @@ func (w *worker) afterExtensions(snap *snapshot, v *portView, b *ring.Batch, now
 // for the bridge, and what it emitted (answers, requests, errors) is
 // queued first.
 func (w *worker) applyWNV(snap *snapshot, b *ring.Batch, vs []datapath.Verdict) {
-	w.wnv.TakeDrops(&w.wnvDrops)
-	w.countWNVDrops(&w.drops)
-	for i := range w.wnv.Emits {
-		e := &w.wnv.Emits[i]
-		w.enqueue(snap.views[e.Port].st, &e.Frame)
-	}
-	w.wnv.Emits = w.wnv.Emits[:0]
+	w.takeWNV(snap)
 	kept := 0
 	for i := range b.N {
 		f := &b.Frames[i]
@@ -260,6 +254,18 @@ func (w *worker) applyWNV(snap *snapshot, b *ring.Batch, vs []datapath.Verdict) 
 	b.N = kept
 }
 
+// takeWNV counts the WNV module's drops since the last call and queues the
+// frames it emitted, in order.
+func (w *worker) takeWNV(snap *snapshot) {
+	w.wnv.TakeDrops(&w.wnvDrops)
+	w.countWNVDrops(&w.drops)
+	for i := range w.wnv.Emits {
+		e := &w.wnv.Emits[i]
+		w.enqueue(snap.views[e.Port].st, &e.Frame)
+	}
+	w.wnv.Emits = w.wnv.Emits[:0]
+}
+
 // countWNVDrops adds the WNV module's drops to t.
 func (w *worker) countWNVDrops(t *dropTally) {
 	for r, n := range w.wnvDrops {
@@ -284,13 +290,7 @@ func (w *worker) takeExtDrops(t *dropTally) {
 // has answered since, and counts those it gave up on on the uplink.
 func (w *worker) retryPending(snap *snapshot) {
 	up, ok := w.wnv.Retry()
-	w.wnv.TakeDrops(&w.wnvDrops)
-	w.countWNVDrops(&w.drops)
-	for i := range w.wnv.Emits {
-		e := &w.wnv.Emits[i]
-		w.enqueue(snap.views[e.Port].st, &e.Frame)
-	}
-	w.wnv.Emits = w.wnv.Emits[:0]
+	w.takeWNV(snap)
 	if ok && int(up) < len(snap.views) && snap.views[up] != nil {
 		w.drops.flush(&snap.views[up].st.ctr)
 	}

@@ -42,14 +42,8 @@ func (m *Module) resolveARP(in *Port, pkt []byte, v *Verdict) {
 		m.drop(v, DropProxied) // replies and announcements stop here
 		return
 	}
-	mac, ok := Resolve(m.pol, in.VSID, arp.TPAAddr())
-	if !ok {
-		v.Action, v.Reason = Drop, DropNoPolicy
-		m.miss(in.VSID, arp.TPAAddr())
-		return
-	}
-	v.Action = Taken
-	if buf, idx, ok := m.spare(); ok {
+	mac, buf, idx, ok := m.answer(in, arp.TPAAddr(), v)
+	if ok {
 		n, err := header.WriteARPReply(buf, arp, mac)
 		m.emit(in.Index, idx, n, err)
 	}
@@ -79,17 +73,27 @@ func (m *Module) resolveND(in *Port, d []byte, v *Verdict) {
 		m.drop(v, DropMalformed)
 		return
 	}
-	mac, ok := Resolve(m.pol, in.VSID, ns.TargetAddr())
-	if !ok {
-		v.Action, v.Reason = Drop, DropNoPolicy
-		m.miss(in.VSID, ns.TargetAddr())
-		return
-	}
-	v.Action = Taken
-	if buf, idx, ok := m.spare(); ok {
+	mac, buf, idx, ok := m.answer(in, ns.TargetAddr(), v)
+	if ok {
 		n, err := header.WriteNeighborAdvert(buf, [6]byte(d[6:12]), ip, ns, mac, false)
 		m.emit(in.Index, idx, n, err)
 	}
+}
+
+// answer resolves addr for a request from in: with its MAC and a spare
+// buffer to write the answer into (the request is Taken), or false when
+// the policy does not know addr (no-policy, told to Config.Miss) or no
+// buffer is left (pool-empty).
+func (m *Module) answer(in *Port, addr netip.Addr, v *Verdict) (mac [6]byte, buf []byte, idx uint32, ok bool) {
+	mac, ok = Resolve(m.pol, in.VSID, addr)
+	if !ok {
+		v.Action, v.Reason = Drop, DropNoPolicy
+		m.miss(in.VSID, addr)
+		return mac, nil, 0, false
+	}
+	v.Action = Taken
+	buf, idx, ok = m.spare()
+	return mac, buf, idx, ok
 }
 
 // Resolve answers "who has addr" in vsid: a lookup record's MAC, or the
