@@ -20,21 +20,18 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
+	"github.com/xvswitch/xvs/internal/testutil"
 	"github.com/xvswitch/xvs/ring"
 )
 
 // needRoot skips tests that build namespaces, veths and XDP programs.
 func needRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, veth pairs and XDP programs")
-	}
+	testutil.NeedRoot(t, "creates network namespaces, veth pairs and XDP programs")
 	if err := Available(); err != nil {
-		t.Skipf("AF_XDP not available: %v", err)
+		t.Skipf("skipping: AF_XDP not available: %v", err)
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs the ip command (iproute2)")
-	}
+	testutil.NeedCommands(t, "ip")
 }
 
 // vethPair is a veth whose host end stays in the test's namespace (ports
@@ -243,8 +240,7 @@ func readFrames(t testing.TB, fd, want int, timeout time.Duration) [][]byte {
 // receiveFrames polls p until want test frames arrived or timeout passed.
 func receiveFrames(t testing.TB, p *Port, want int, timeout time.Duration) [][]byte {
 	t.Helper()
-	a, b := newBatch(t)
-	_ = a
+	b := testutil.RxBatch(t, ring.DefaultArenaConfig)
 	var got [][]byte
 	deadline := time.Now().Add(timeout)
 	for len(got) < want && time.Now().Before(deadline) {
@@ -263,35 +259,6 @@ func receiveFrames(t testing.TB, p *Port, want int, timeout time.Duration) [][]b
 		}
 	}
 	return got
-}
-
-// newBatch returns an arena and a batch whose frames name buffers
-// 0..BatchSize-1 at the default headroom, as a switch worker hands them.
-func newBatch(t testing.TB) (*ring.Arena, *ring.Batch) {
-	t.Helper()
-	a, err := ring.NewArena(ring.DefaultArenaConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := ring.NewBatch(a)
-	resetBatch(b)
-	return a, b
-}
-
-func resetBatch(b *ring.Batch) {
-	for i := range b.Frames {
-		b.Frames[i] = ring.Frame{Index: uint32(i), Offset: uint16(b.Arena().Headroom())}
-	}
-	b.N = 0
-}
-
-// fillBatch puts frames into b for Transmit.
-func fillBatch(b *ring.Batch, frames [][]byte) {
-	resetBatch(b)
-	for i, f := range frames {
-		b.Frames[i].Len = uint16(copy(b.Room(i), f))
-	}
-	b.N = len(frames)
 }
 
 // xdpAttached reports the device's XDP program ID, 0 for none.
@@ -360,16 +327,6 @@ func netInterface(dev string) (int, error) {
 		return 0, err
 	}
 	return ifi.Index, nil
-}
-
-// openFDs counts the process's open file descriptors.
-func openFDs(t testing.TB) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
 }
 
 // withoutCaps runs f on a thread whose effective capabilities are empty,
