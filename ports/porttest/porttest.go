@@ -6,8 +6,6 @@
 // Sent and WaitSent return copies of what was transmitted. [NewReplay]
 // returns a port for benchmarks that receives the same frames forever and
 // only counts what it transmits, allocating nothing.
-//
-// [Eventually] is the tests' wait for an event, for ports real or in memory.
 package porttest
 
 import (
