@@ -128,62 +128,15 @@ func (v *vethPair) withNS(t testing.TB, f func()) {
 
 // inNS is withNS for any goroutine: it returns errors instead of failing
 // the test.
-func (v *vethPair) inNS(f func() error) error {
-	runtime.LockOSThread()
-	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer unix.Close(orig)
-	target, err := unix.Open("/run/netns/"+v.ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer unix.Close(target)
-	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	ferr := f()
-	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-		// Leave the thread locked: Go discards it with the goroutine.
-		return fmt.Errorf("return to the test's namespace: %w", err)
-	}
-	runtime.UnlockOSThread()
-	return ferr
-}
+func (v *vethPair) inNS(f func() error) error { return testutil.InNetNS(v.ns, f) }
 
 // packetSocket opens an AF_PACKET socket on the peer end, inside the
 // namespace: it writes frames that arrive at the port and reads the ones
 // the port sends. It sees only frames of ethertype testEtherType.
 func (v *vethPair) packetSocket(t testing.TB) int {
 	t.Helper()
-	fd := -1
-	v.withNS(t, func() {
-		ifi, err := net.InterfaceByName(v.peer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		proto := int(htons(testEtherType))
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(testEtherType), Ifindex: ifi.Index}); err != nil {
-			t.Fatal(err)
-		}
-	})
-	t.Cleanup(func() { unix.Close(fd) })
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 32<<20)
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 32<<20)
-	unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1)
-	unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
-	return fd
+	return testutil.PacketSocket(t, v.ns, v.peer, testEtherType)
 }
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // testEtherType is IEEE 802 local experimental ethertype 1.
 const testEtherType = 0x88b5
