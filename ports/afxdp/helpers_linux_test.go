@@ -50,6 +50,7 @@ var pairSeq atomic.Int32
 
 type pairOpt struct {
 	hostMTU int
+	peerMTU int
 	queues  int
 }
 
@@ -93,6 +94,9 @@ func newVethPair(t testing.TB, o pairOpt) *vethPair {
 	run(t, "ip", "link", "set", v.peer, "netns", v.ns)
 	if o.hostMTU != 0 {
 		run(t, "ip", "link", "set", v.host, "mtu", fmt.Sprint(o.hostMTU))
+	}
+	if o.peerMTU != 0 {
+		run(t, "ip", "-n", v.ns, "link", "set", v.peer, "mtu", fmt.Sprint(o.peerMTU))
 	}
 	if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+v.host+"/disable_ipv6", []byte("1"), 0); err != nil {
 		t.Logf("disable IPv6 on %s: %v", v.host, err)
