@@ -70,10 +70,10 @@ func TestCheckGoroutines(t *testing.T) {
 	r = &recorder{TB: t}
 	CheckGoroutines(r)
 	close(older) // one goroutine fewer...
-	stop = make(chan struct{})
-	go func() { <-stop }() // ...and one more
+	newer := make(chan struct{})
+	go func() { <-newer }() // ...and one more
 	r.end()
-	close(stop)
+	close(newer)
 	if len(r.failed) != 1 {
 		t.Fatalf("a new goroutine while an old one ended: failures %q, want 1", r.failed)
 	}
