@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/xvswitch/xvs/extensions/api"
+	"github.com/xvswitch/xvs/internal/testutil"
 	"github.com/xvswitch/xvs/ring"
 )
 
@@ -12,16 +13,10 @@ import (
 // fresh arena.
 func runBatch(t testing.TB, in uint16, vsid uint32, frames ...[]byte) *ring.Batch {
 	t.Helper()
-	a, err := ring.NewArena(ring.ArenaConfig{Frames: ring.BatchSize, FrameSize: 2048, Headroom: 256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := ring.NewBatch(a)
-	for i, data := range frames {
-		f := ring.Frame{Index: uint32(i), Offset: 256, Len: uint16(len(data))}
-		f.InPort, f.VSID = in, vsid
-		copy(a.Buffer(uint32(i))[256:], data)
-		b.Add(f)
+	b := testutil.RxBatch(t, ring.ArenaConfig{Frames: ring.BatchSize, FrameSize: 2048, Headroom: 256})
+	testutil.Load(b, frames...)
+	for i := range b.N {
+		b.Frames[i].InPort, b.Frames[i].VSID = in, vsid
 	}
 	return b
 }

@@ -13,13 +13,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xvswitch/xvs/internal/testutil"
 )
 
 var binDir string // xvsd, xvsctl and the example extensions, built once by TestMain
 
 func TestMain(m *testing.M) {
 	code := func() int {
-		if os.Geteuid() != 0 {
+		if !testutil.IsRoot() {
 			return m.Run() // every test skips
 		}
 		dir, err := os.MkdirTemp("", "xvs-it-bin")
@@ -40,16 +42,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// needRoot skips an integration test unless it runs as root and finds ip,
+// ethtool and tools (see .ci/run for the packages).
 func needRoot(t *testing.T, tools ...string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("integration test: needs root for network namespaces, AF_XDP and TAP")
-	}
-	for _, tool := range append([]string{"ip", "ethtool"}, tools...) {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("integration test: %s not installed (see .ci/run for the packages)", tool)
-		}
-	}
+	testutil.NeedRoot(t, "integration test: network namespaces, AF_XDP and TAP")
+	testutil.NeedCommands(t, append([]string{"ip", "ethtool"}, tools...)...)
 }
 
 // sh runs a command and fails the test when it fails.

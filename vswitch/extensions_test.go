@@ -12,7 +12,7 @@ import (
 
 	"github.com/xvswitch/xvs/extensions"
 	"github.com/xvswitch/xvs/extensions/exttest"
-	"github.com/xvswitch/xvs/ports/porttest"
+	"github.com/xvswitch/xvs/internal/testutil"
 )
 
 // These tests run real extension processes: the example extensions and
@@ -182,11 +182,11 @@ func TestExtensionACL(t *testing.T) {
 	}
 	// A rule change reaches cached flows too.
 	writeRules(t, rules, "default: allow\nrules:\n  - action: deny\n    protocol: udp\n    dport: 8\n")
-	porttest.Eventually(t, "rule reload", 5*time.Second, func() bool {
+	testutil.Eventually(t, 5*time.Second, func() bool {
 		r.p["vm1"].Inject(to8)
 		time.Sleep(50 * time.Millisecond)
 		return len(r.p["vm2"].Sent()) == 0
-	})
+	}, "rule reload")
 	r.expectVia("vm1", "vm2", to7, 1)
 	r.expectVia("vm1", "vm2", to8, 0)
 }
@@ -283,7 +283,7 @@ func TestExtensionCapture(t *testing.T) {
 	for i := range 10 {
 		r.expectVia("vm1", "vm2", extUDP(macB, macA, "10.0.0.1", "10.0.0.2", 1000, uint16(2000+i), 8), 1)
 	}
-	porttest.Eventually(t, "10 captured", 2*time.Second, func() bool { return r.extInfo("cap").Counters["captured"] == 10 })
+	testutil.Eventually(t, 2*time.Second, func() bool { return r.extInfo("cap").Counters["captured"] == 10 }, "10 captured")
 	if err := r.sw.UnloadExtension("cap"); err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +305,7 @@ func TestExtensionSleeperFailsOpenAndClosed(t *testing.T) {
 			r.load(extensions.Config{Name: "zz", Path: plugin(t, "extensions/internal/testplugins/sleeper"),
 				Fail: mode, Deadline: 100 * time.Millisecond})
 			r.p["vm1"].Inject(extUDP(macB, macA, "10.0.0.1", "10.0.0.2", 1000, 2000, 8))
-			porttest.Eventually(t, "failure detected", 3*time.Second, func() bool { return r.extInfo("zz").LastError != "" })
+			testutil.Eventually(t, 3*time.Second, func() bool { return r.extInfo("zz").LastError != "" }, "failure detected")
 			got, _ := r.p["vm2"].WaitSent(1, 500*time.Millisecond)
 			if mode == extensions.FailOpen && len(got) != 1 {
 				t.Fatalf("fail-open: the waiting frame did not pass")
@@ -313,7 +313,7 @@ func TestExtensionSleeperFailsOpenAndClosed(t *testing.T) {
 			if mode == extensions.FailClosed && len(got) != 0 {
 				t.Fatalf("fail-closed: the waiting frame passed")
 			}
-			porttest.Eventually(t, "restart", 5*time.Second, func() bool { return r.extInfo("zz").Restarts >= 1 })
+			testutil.Eventually(t, 5*time.Second, func() bool { return r.extInfo("zz").Restarts >= 1 }, "restart")
 		})
 	}
 }
@@ -330,9 +330,9 @@ func TestExtensionGarbageDescriptors(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	porttest.Eventually(t, "invalid descriptors counted", 3*time.Second, func() bool {
+	testutil.Eventually(t, 3*time.Second, func() bool {
 		return r.extInfo("junk").Counters["invalid"] > 100
-	})
+	}, "invalid descriptors counted")
 	if err := r.sw.UnloadExtension("junk"); err != nil {
 		t.Fatal(err)
 	}
@@ -355,10 +355,10 @@ func TestExtensionKilledIsRestarted(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	porttest.Eventually(t, "restart after kill -9", 5*time.Second, func() bool {
+	testutil.Eventually(t, 5*time.Second, func() bool {
 		x := r.extInfo("acl")
 		return x.State == "running" && x.PID != pid && x.PID != 0
-	})
+	}, "restart after kill -9")
 	r.expectVia("vm1", "vm2", extUDP(macB, macA, "10.0.0.1", "10.0.0.2", 1, 2, 8), 1)
 	if x := r.extInfo("acl"); x.Restarts != 1 || x.LastError != "process exited" {
 		t.Fatalf("restarts %d last error %q", x.Restarts, x.LastError)

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"testing"
 	"time"
 
+	"github.com/xvswitch/xvs/internal/testutil"
 	"github.com/xvswitch/xvs/ports/porttest"
 )
 
@@ -332,7 +332,7 @@ func TestSetPortVSID(t *testing.T) {
 
 // TestRunningWorkers drives real poll-mode workers (run with -race).
 func TestRunningWorkers(t *testing.T) {
-	before := runtime.NumGoroutine()
+	testutil.CheckGoroutines(t) // none outlives Close
 	for _, mode := range []PollMode{PollAdaptive, PollBusy} {
 		t.Run(mode.String(), func(t *testing.T) {
 			sw, err := New(Config{Workers: 2, PollMode: mode})
@@ -389,12 +389,5 @@ func TestRunningWorkers(t *testing.T) {
 				t.Fatalf("second Close: %v", err)
 			}
 		})
-	}
-	deadline := time.Now().Add(2 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		t.Fatalf("%d goroutines outlive Close (had %d)", n, before)
 	}
 }

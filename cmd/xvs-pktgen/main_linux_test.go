@@ -33,6 +33,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xvswitch/xvs/cmd/xvs-pktgen/internal/gen"
+	"github.com/xvswitch/xvs/internal/testutil"
 )
 
 // runMainEnv makes the test binary act as xvs-pktgen (for tests that need
@@ -44,13 +45,6 @@ func TestMain(m *testing.M) {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
-}
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, XDP, BPF)")
-	}
 }
 
 // topo is a veth pair devA/devB between namespaces nsA and nsB.
@@ -68,10 +62,8 @@ func ipCmd(t *testing.T, args ...string) {
 
 func newTopo(t *testing.T) *topo {
 	t.Helper()
-	requireRoot(t)
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip")
-	}
+	testutil.NeedRoot(t, "network namespaces, XDP, BPF")
+	testutil.NeedCommands(t, "ip")
 	var r [3]byte
 	rand.Read(r[:])
 	id := hex.EncodeToString(r[:])
@@ -579,7 +571,7 @@ func child(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffe
 }
 
 func TestNotRoot(t *testing.T) {
-	requireRoot(t) // to become someone else
+	testutil.NeedRoot(t, "to run xvs-pktgen as someone else")
 	// The test binary must be reachable by "nobody".
 	dir, err := os.MkdirTemp("", "xvs-tpg-bin")
 	if err != nil {
@@ -617,11 +609,7 @@ func TestSinkSIGINT(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for end := time.Now().Add(10 * time.Second); !hasXDP(t, tp.nsB, tp.devB); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("sink never attached: %s", errOut)
-		}
-	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return hasXDP(t, tp.nsB, tp.devB) }, "the sink to attach: %s", errOut)
 	s := tp.send(t, true, "--count", "1000")
 	if s.Sent != 1000 {
 		t.Fatalf("sent %d", s.Sent)
@@ -652,7 +640,8 @@ func TestSinkSIGINT(t *testing.T) {
 func TestNoLeaks(t *testing.T) {
 	tp := newTopo(t)
 	tp.send(t, false, "--count", "10", "--flows", "4", "--count-flows") // warm up
-	fds, gs := countFDs(t), runtime.NumGoroutine()
+	fds := testutil.OpenFDs(t)
+	testutil.CheckGoroutines(t)
 	modes := []string{gen.ModeLive, gen.ModeAFXDP, gen.ModePacket}
 	if err := gen.ProbeLive(1); err != nil {
 		t.Logf("live mode left out: %v", err)
@@ -661,27 +650,12 @@ func TestNoLeaks(t *testing.T) {
 	for _, mode := range modes {
 		tp.send(t, false, "--mode", mode, "--count", "1000", "--flows", "4", "--count-flows")
 	}
-	if n := countFDs(t); n != fds {
+	if n := testutil.OpenFDs(t); n != fds {
 		t.Errorf("open file descriptors: %d before, %d after", fds, n)
-	}
-	for end := time.Now().Add(2 * time.Second); runtime.NumGoroutine() > gs && time.Now().Before(end); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > gs {
-		t.Errorf("goroutines: %d before, %d after", gs, n)
 	}
 	if hasXDP(t, tp.nsA, tp.devA) || hasXDP(t, tp.nsB, tp.devB) {
 		t.Error("an XDP program is left attached")
 	}
-}
-
-func countFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
 }
 
 // TestDeviceGoesDown: a device that is down, or goes down while sending,
@@ -751,16 +725,13 @@ func TestDeviceGoesDown(t *testing.T) {
 // off): it does so lazily, up to a second after the change.
 func waitCarrier(t *testing.T, ns, dev string, on bool) {
 	t.Helper()
-	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+	testutil.Eventually(t, 3*time.Second, func() bool {
 		out, err := exec.Command("ip", "-n", ns, "link", "show", dev).CombinedOutput()
 		if err != nil {
 			t.Fatalf("ip link show: %v: %s", err, out)
 		}
-		if bytes.Contains(out, []byte("LOWER_UP")) == on {
-			return
-		}
-	}
-	t.Fatalf("%s: carrier never became %v", dev, on)
+		return bytes.Contains(out, []byte("LOWER_UP")) == on
+	}, "%s: carrier %v", dev, on)
 }
 
 // TestLoop: frames injected between the two ends of a veth pair circulate

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xvswitch/xvs/cmd/xvs-pktgen/internal/gen"
+	"github.com/xvswitch/xvs/internal/testutil"
 )
 
 const refuseLiveEnv = "XVS_PKTGEN_REFUSE_LIVE"
@@ -71,7 +72,7 @@ func init() {
 // the kernel's reason, found by the probe xvs-pktgen itself uses.
 func requireLive(t *testing.T) {
 	t.Helper()
-	requireRoot(t)
+	testutil.NeedRoot(t, "network namespaces, XDP, BPF")
 	const lo = 1
 	if err := gen.ProbeLive(lo); err != nil {
 		t.Skipf("live mode: %v", err)

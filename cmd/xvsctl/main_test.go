@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xvswitch/xvs/internal/testutil"
 )
 
 // startXVSD builds and starts the real daemon on a private socket, and
@@ -47,15 +49,10 @@ func startXVSD(t *testing.T) string {
 			t.Errorf("xvsd left its socket %s behind", sock)
 		}
 	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if _, err := os.Stat(sock); err == nil {
-			return sock
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("xvsd did not open %s\n%s", sock, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !testutil.Poll(10*time.Second, func() bool { _, err := os.Stat(sock); return err == nil }) {
+		t.Fatalf("xvsd did not open %s\n%s", sock, logs.String())
 	}
+	return sock
 }
 
 func ctl(args ...string) (string, string, int) {

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/xvswitch/xvs/api"
+	"github.com/xvswitch/xvs/internal/testutil"
 	"github.com/xvswitch/xvs/ports"
 	"github.com/xvswitch/xvs/ports/porttest"
 	"github.com/xvswitch/xvs/vswitch"
@@ -122,13 +123,13 @@ func TestAPIPortsAndStats(t *testing.T) {
 	}
 	// The switch counts a frame sent once the port's Transmit returns,
 	// which can be after WaitSent saw it.
-	porttest.Eventually(t, "port b's tx_frames 1 in /stats", 2*time.Second, func() bool {
+	testutil.Eventually(t, 2*time.Second, func() bool {
 		var sb []vswitch.PortStats
 		if err := c.Do("GET", "/stats?port=b", nil, &sb); err != nil || len(sb) != 1 {
 			t.Fatalf("stats of b %+v, %v", sb, err)
 		}
 		return sb[0].TxFrames == 1
-	})
+	}, "port b's tx_frames 1 in /stats")
 	body := scrape(t, d)
 	for _, want := range []string{`xvs_port_rx_frames_total{port="a",vsid="5001"} 1`, `xvs_port_tx_frames_total{port="b",vsid="5001"} 1`, `xvs_port_drops_total{port="a",reason="malformed",vsid="5001"} 0`} {
 		if !strings.Contains(body, want) {

@@ -22,6 +22,7 @@ import (
 	"github.com/xvswitch/xvs/extensions/api"
 	"github.com/xvswitch/xvs/extensions/api/pb"
 	"github.com/xvswitch/xvs/extensions/internal/shm"
+	"github.com/xvswitch/xvs/internal/testutil"
 )
 
 // These tests play the switch: they create the shared memory and the
@@ -213,18 +214,6 @@ func (h *harness) stats() map[string]uint64 {
 		h.t.Fatalf("Stats: %v", err)
 	}
 	return r.Counters
-}
-
-// waitFor polls cond for up to 5 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
 }
 
 func (h *harness) wantCounter(name string, want uint64) {
@@ -633,7 +622,7 @@ func TestCaptureSeesEveryFrame(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "every capture", func() bool { return c.n() == 2*n })
+	testutil.Eventually(t, 5*time.Second, func() bool { return c.n() == 2*n }, "every capture")
 	h.noneWithin(0, 10*time.Millisecond) // capture answers nothing
 	h.noneWithin(1, 0)
 
@@ -850,11 +839,11 @@ func TestVerdictsWaitForRoom(t *testing.T) {
 	for i := range tRing {
 		h.send(0, api.Desc{Cookie: uint64(i), Type: api.TypeRequest}, mkFrame(1, 60))
 	}
-	waitFor(t, "the first ring of verdicts", func() bool { return h.stats()["sdk_verdicts"] == tRing })
+	testutil.Eventually(t, 5*time.Second, func() bool { return h.stats()["sdk_verdicts"] == tRing }, "the first ring of verdicts")
 	for i := range tRing {
 		h.send(0, api.Desc{Cookie: uint64(tRing + i), Type: api.TypeRequest}, mkFrame(1, 60))
 	}
-	waitFor(t, "the up ring to be found full", func() bool { return h.stats()["sdk_up_ring_full"] > 0 })
+	testutil.Eventually(t, 5*time.Second, func() bool { return h.stats()["sdk_up_ring_full"] > 0 }, "the up ring to be found full")
 	for i := range 2 * tRing {
 		if d, _ := h.recv(0); d.Cookie != uint64(i) {
 			t.Fatalf("verdict %d has cookie %d", i, d.Cookie)
@@ -867,7 +856,7 @@ func TestSleepsAndDoorbellWakes(t *testing.T) {
 	h := newHarness(t, &testFilter{}, 2)
 	h.s.pollTimeout = time.Minute // only the doorbell can wake it within the test
 	h.start()
-	waitFor(t, "the loop to sleep", h.region.Sleeping)
+	testutil.Eventually(t, 5*time.Second, h.region.Sleeping, "the loop to sleep")
 	// SetSleeping comes just before the last look at the rings; give the
 	// loop time to be in poll.
 	time.Sleep(20 * time.Millisecond)
@@ -886,7 +875,7 @@ func TestSleepsAndDoorbellWakes(t *testing.T) {
 	if st["sdk_sleeps"] == 0 || st["sdk_wakeups"] == 0 {
 		t.Errorf("sleeps %d, wakeups %d: want both counted", st["sdk_sleeps"], st["sdk_wakeups"])
 	}
-	waitFor(t, "the loop to sleep again", h.region.Sleeping)
+	testutil.Eventually(t, 5*time.Second, h.region.Sleeping, "the loop to sleep again")
 	// The ring was consumed: the loop sleeps rather than waking again and
 	// again on a doorbell left readable.
 	time.Sleep(30 * time.Millisecond)
@@ -899,7 +888,7 @@ func TestSleepingLoopWaitsForTheDoorbell(t *testing.T) {
 	h := newHarness(t, &testFilter{}, 1)
 	h.s.pollTimeout = time.Minute
 	h.start()
-	waitFor(t, "the loop to sleep", h.region.Sleeping)
+	testutil.Eventually(t, 5*time.Second, h.region.Sleeping, "the loop to sleep")
 	time.Sleep(20 * time.Millisecond)
 	// Publish without ringing: proof that the loop really sleeps in poll
 	// rather than spinning.
@@ -930,7 +919,7 @@ func TestStop(t *testing.T) {
 	h.start()
 	h.send(0, api.Desc{Cookie: 1, Type: api.TypeRequest}, mkFrame(1, 60))
 	h.recv(0)
-	waitFor(t, "the loop to sleep", h.region.Sleeping)
+	testutil.Eventually(t, 5*time.Second, h.region.Sleeping, "the loop to sleep")
 	loop := h.s.loop
 	host := h.s.host
 	t0 := time.Now()

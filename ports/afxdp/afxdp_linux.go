@@ -538,7 +538,7 @@ func (p *Port) Transmit(b *ring.Batch) (int, error) {
 	accepted := 0
 	for i := 0; i < b.N; i++ {
 		data := b.Data(i)
-		if len(data) > p.frameSize {
+		if len(data) > p.mtu+EthOverhead {
 			tooBig++
 			accepted++
 			continue
@@ -645,7 +645,7 @@ func (p *Port) kickOnce() unix.Errno {
 //	fill-ring-empty  kernel: times a frame found the fill ring empty (overlaps rx-dropped)
 //	too-big          received frames larger than the batch buffer
 //	rx-bad-desc      rx descriptors outside the receive frames (never expected)
-//	tx-too-big       frames larger than FrameSize
+//	tx-too-big       frames longer than MTU + EthOverhead, never sent
 //	link-down        frames transmitted while the link was down
 //	tx-dropped       frames the device refused (sendto EBUSY)
 //	tx-error         sendto errors other than the above

@@ -11,8 +11,8 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
+	"github.com/xvswitch/xvs/internal/testutil"
 	"github.com/xvswitch/xvs/ports"
-	"github.com/xvswitch/xvs/ports/porttest"
 	"github.com/xvswitch/xvs/ring"
 )
 
@@ -57,7 +57,7 @@ func TestTransmit(t *testing.T) {
 	v := newVethPair(t, pairOpt{})
 	p := openPort(t, Config{Dev: v.host, Logger: testLogger(t)})
 	fd := v.packetSocket(t)
-	_, b := newBatch(t)
+	b := testutil.RxBatch(t, ring.DefaultArenaConfig)
 	const batches = 8
 	var want [][]byte
 	for k := range batches {
@@ -67,7 +67,7 @@ func TestTransmit(t *testing.T) {
 			frames = append(frames, testFrame(v.peerMAC, v.hostMAC, seq, 60+int(seq)%1400))
 		}
 		want = append(want, frames...)
-		fillBatch(b, frames)
+		testutil.Load(b, frames...)
 		kicks := p.kicks()
 		n, err := p.Transmit(b)
 		if err != nil || n != len(frames) {
@@ -173,7 +173,7 @@ func TestCloseDetaches(t *testing.T) {
 		if out := run(t, "ip", "-d", "link", "show", "dev", v.host); strings.Contains(out, "xdp") {
 			t.Fatalf("ip -d link show still shows xdp after Close:\n%s", out)
 		}
-		_, b := newBatch(t)
+		b := testutil.RxBatch(t, ring.DefaultArenaConfig)
 		if _, err := p.Receive(b); !errors.Is(err, ports.ErrPortClosed) {
 			t.Errorf("Receive after Close: %v", err)
 		}
@@ -189,14 +189,14 @@ func TestTransmitLinkDown(t *testing.T) {
 	v := newVethPair(t, pairOpt{})
 	p := openPort(t, Config{Dev: v.host, Logger: testLogger(t)})
 	fd := v.packetSocket(t)
-	_, b := newBatch(t)
+	b := testutil.RxBatch(t, ring.DefaultArenaConfig)
 	frames := make([][]byte, ring.BatchSize)
 	for i := range frames {
 		frames[i] = testFrame(v.peerMAC, v.hostMAC, uint64(i), 64)
 	}
 	run(t, "ip", "link", "set", v.host, "down")
 	for range 3 {
-		fillBatch(b, frames)
+		testutil.Load(b, frames...)
 		n, err := p.Transmit(b)
 		if err != nil || n != len(frames) {
 			t.Fatalf("Transmit on a down link = %d, %v; want %d (counted as dropped), nil", n, err, len(frames))
@@ -211,7 +211,7 @@ func TestTransmitLinkDown(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	var got [][]byte
 	for len(got) == 0 && time.Now().Before(deadline) {
-		fillBatch(b, frames)
+		testutil.Load(b, frames...)
 		if _, err := p.Transmit(b); err != nil {
 			t.Fatal(err)
 		}
@@ -313,8 +313,8 @@ func TestNoAllocs(t *testing.T) {
 	v := newVethPair(t, pairOpt{})
 	p := openPort(t, Config{Dev: v.host})
 	fd := v.packetSocket(t)
-	_, b := newBatch(t)
-	if n := testing.AllocsPerRun(100, func() { resetBatch(b); p.Receive(b) }); n != 0 {
+	b := testutil.RxBatch(t, ring.DefaultArenaConfig)
+	if n := testing.AllocsPerRun(100, func() { testutil.ResetRx(b); p.Receive(b) }); n != 0 {
 		t.Errorf("Receive with nothing waiting allocates %v per call", n)
 	}
 	frame := testFrame(v.hostMAC, v.peerMAC, 1, 64)
@@ -322,7 +322,7 @@ func TestNoAllocs(t *testing.T) {
 		for range 8 {
 			unix.Write(fd, frame)
 		}
-		resetBatch(b)
+		testutil.ResetRx(b)
 		p.Receive(b)
 	}) - testing.AllocsPerRun(50, func() {
 		for range 8 {
@@ -335,7 +335,7 @@ func TestNoAllocs(t *testing.T) {
 	for i := range frames {
 		frames[i] = testFrame(v.peerMAC, v.hostMAC, uint64(i), 64)
 	}
-	fillBatch(b, frames)
+	testutil.Load(b, frames...)
 	if n := testing.AllocsPerRun(100, func() { p.Transmit(b) }); n != 0 {
 		t.Errorf("Transmit allocates %v per call", n)
 	}
@@ -359,7 +359,7 @@ func TestReceiveTooBig(t *testing.T) {
 	var sizes []int
 	deadline := time.Now().Add(5 * time.Second)
 	for len(sizes) < 2 && time.Now().Before(deadline) {
-		resetBatch(b)
+		testutil.ResetRx(b)
 		n, err := p.Receive(b)
 		if err != nil {
 			t.Fatal(err)
@@ -397,7 +397,7 @@ func TestBindFailureCleansUp(t *testing.T) {
 func TestCloseWhileBusy(t *testing.T) {
 	needRoot(t)
 	v := newVethPair(t, pairOpt{})
-	fdsBefore := openFDs(t)
+	fdsBefore := testutil.OpenFDs(t)
 	p, err := New(Config{Dev: v.host})
 	if err != nil {
 		t.Fatal(err)
@@ -408,9 +408,9 @@ func TestCloseWhileBusy(t *testing.T) {
 	}
 	errs := make(chan error, 2)
 	go func() {
-		_, b := newBatch(t)
+		b := testutil.RxBatch(t, ring.DefaultArenaConfig)
 		for {
-			resetBatch(b)
+			testutil.ResetRx(b)
 			if _, err := p.Receive(b); err != nil {
 				errs <- err
 				return
@@ -418,8 +418,8 @@ func TestCloseWhileBusy(t *testing.T) {
 		}
 	}()
 	go func() {
-		_, b := newBatch(t)
-		fillBatch(b, frames)
+		b := testutil.RxBatch(t, ring.DefaultArenaConfig)
+		testutil.Load(b, frames...)
 		for {
 			if _, err := p.Transmit(b); err != nil {
 				errs <- err
@@ -428,7 +428,7 @@ func TestCloseWhileBusy(t *testing.T) {
 		}
 	}()
 	// Close while both loops are busy: once frames have gone out.
-	porttest.Eventually(t, "frames sent by the Transmit loop", 5*time.Second, func() bool { return p.Stats().TxFrames > 0 })
+	testutil.Eventually(t, 5*time.Second, func() bool { return p.Stats().TxFrames > 0 }, "frames sent by the Transmit loop")
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +442,7 @@ func TestCloseWhileBusy(t *testing.T) {
 			t.Fatal("Receive or Transmit still running 5s after Close")
 		}
 	}
-	if after := openFDs(t); after != fdsBefore {
+	if after := testutil.OpenFDs(t); after != fdsBefore {
 		t.Errorf("%d file descriptors open after Close, %d before New", after, fdsBefore)
 	}
 	if st := p.Stats(); st.TxFrames == 0 {

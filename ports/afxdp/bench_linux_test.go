@@ -11,6 +11,7 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
+	"github.com/xvswitch/xvs/internal/testutil"
 	"github.com/xvswitch/xvs/ring"
 )
 
@@ -43,12 +44,12 @@ func benchmarkTransmit(b *testing.B, peerXDP bool) {
 		})
 	}
 	p := openPort(b, Config{Dev: v.host})
-	_, batch := newBatch(b)
+	batch := testutil.RxBatch(b, ring.DefaultArenaConfig)
 	frames := make([][]byte, ring.BatchSize)
 	for i := range frames {
 		frames[i] = testFrame(v.peerMAC, v.hostMAC, uint64(i), 64)
 	}
-	fillBatch(batch, frames)
+	testutil.Load(batch, frames...)
 	kicks := p.kicks()
 	b.ReportAllocs()
 	var sent uint64
@@ -110,7 +111,7 @@ func BenchmarkReceive(b *testing.B) {
 	}()
 	defer func() { stop.Store(true); wg.Wait() }()
 
-	_, batch := newBatch(b)
+	batch := testutil.RxBatch(b, ring.DefaultArenaConfig)
 	// Wait for the generator to run.
 	for deadline := time.Now().Add(2 * time.Second); ; {
 		if n, _ := p.Receive(batch); n > 0 {

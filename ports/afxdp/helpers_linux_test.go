@@ -20,21 +20,18 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
+	"github.com/xvswitch/xvs/internal/testutil"
 	"github.com/xvswitch/xvs/ring"
 )
 
 // needRoot skips tests that build namespaces, veths and XDP programs.
 func needRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, veth pairs and XDP programs")
-	}
+	testutil.NeedRoot(t, "creates network namespaces, veth pairs and XDP programs")
 	if err := Available(); err != nil {
-		t.Skipf("AF_XDP not available: %v", err)
+		t.Skipf("skipping: AF_XDP not available: %v", err)
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs the ip command (iproute2)")
-	}
+	testutil.NeedCommands(t, "ip")
 }
 
 // vethPair is a veth whose host end stays in the test's namespace (ports
@@ -53,6 +50,7 @@ var pairSeq atomic.Int32
 
 type pairOpt struct {
 	hostMTU int
+	peerMTU int
 	queues  int
 }
 
@@ -97,6 +95,9 @@ func newVethPair(t testing.TB, o pairOpt) *vethPair {
 	if o.hostMTU != 0 {
 		run(t, "ip", "link", "set", v.host, "mtu", fmt.Sprint(o.hostMTU))
 	}
+	if o.peerMTU != 0 {
+		run(t, "ip", "-n", v.ns, "link", "set", v.peer, "mtu", fmt.Sprint(o.peerMTU))
+	}
 	if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+v.host+"/disable_ipv6", []byte("1"), 0); err != nil {
 		t.Logf("disable IPv6 on %s: %v", v.host, err)
 	}
@@ -131,62 +132,15 @@ func (v *vethPair) withNS(t testing.TB, f func()) {
 
 // inNS is withNS for any goroutine: it returns errors instead of failing
 // the test.
-func (v *vethPair) inNS(f func() error) error {
-	runtime.LockOSThread()
-	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer unix.Close(orig)
-	target, err := unix.Open("/run/netns/"+v.ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer unix.Close(target)
-	if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	ferr := f()
-	if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-		// Leave the thread locked: Go discards it with the goroutine.
-		return fmt.Errorf("return to the test's namespace: %w", err)
-	}
-	runtime.UnlockOSThread()
-	return ferr
-}
+func (v *vethPair) inNS(f func() error) error { return testutil.InNetNS(v.ns, f) }
 
 // packetSocket opens an AF_PACKET socket on the peer end, inside the
 // namespace: it writes frames that arrive at the port and reads the ones
 // the port sends. It sees only frames of ethertype testEtherType.
 func (v *vethPair) packetSocket(t testing.TB) int {
 	t.Helper()
-	fd := -1
-	v.withNS(t, func() {
-		ifi, err := net.InterfaceByName(v.peer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		proto := int(htons(testEtherType))
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(testEtherType), Ifindex: ifi.Index}); err != nil {
-			t.Fatal(err)
-		}
-	})
-	t.Cleanup(func() { unix.Close(fd) })
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 32<<20)
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 32<<20)
-	unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1)
-	unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
-	return fd
+	return testutil.PacketSocket(t, v.ns, v.peer, testEtherType)
 }
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // testEtherType is IEEE 802 local experimental ethertype 1.
 const testEtherType = 0x88b5
@@ -243,8 +197,7 @@ func readFrames(t testing.TB, fd, want int, timeout time.Duration) [][]byte {
 // receiveFrames polls p until want test frames arrived or timeout passed.
 func receiveFrames(t testing.TB, p *Port, want int, timeout time.Duration) [][]byte {
 	t.Helper()
-	a, b := newBatch(t)
-	_ = a
+	b := testutil.RxBatch(t, ring.DefaultArenaConfig)
 	var got [][]byte
 	deadline := time.Now().Add(timeout)
 	for len(got) < want && time.Now().Before(deadline) {
@@ -263,35 +216,6 @@ func receiveFrames(t testing.TB, p *Port, want int, timeout time.Duration) [][]b
 		}
 	}
 	return got
-}
-
-// newBatch returns an arena and a batch whose frames name buffers
-// 0..BatchSize-1 at the default headroom, as a switch worker hands them.
-func newBatch(t testing.TB) (*ring.Arena, *ring.Batch) {
-	t.Helper()
-	a, err := ring.NewArena(ring.DefaultArenaConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := ring.NewBatch(a)
-	resetBatch(b)
-	return a, b
-}
-
-func resetBatch(b *ring.Batch) {
-	for i := range b.Frames {
-		b.Frames[i] = ring.Frame{Index: uint32(i), Offset: uint16(b.Arena().Headroom())}
-	}
-	b.N = 0
-}
-
-// fillBatch puts frames into b for Transmit.
-func fillBatch(b *ring.Batch, frames [][]byte) {
-	resetBatch(b)
-	for i, f := range frames {
-		b.Frames[i].Len = uint16(copy(b.Room(i), f))
-	}
-	b.N = len(frames)
 }
 
 // xdpAttached reports the device's XDP program ID, 0 for none.
@@ -360,16 +284,6 @@ func netInterface(dev string) (int, error) {
 		return 0, err
 	}
 	return ifi.Index, nil
-}
-
-// openFDs counts the process's open file descriptors.
-func openFDs(t testing.TB) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
 }
 
 // withoutCaps runs f on a thread whose effective capabilities are empty,

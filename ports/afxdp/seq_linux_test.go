@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/xvswitch/xvs/internal/testutil"
+	"github.com/xvswitch/xvs/ring"
 )
 
 // TestSequenceNoDuplicatesOrGaps checks for asavie/xdp issue #24 (at high
@@ -64,14 +67,14 @@ func TestSequenceNoDuplicatesOrGaps(t *testing.T) {
 		}
 	}()
 
-	_, b := newBatch(t)
+	b := testutil.RxBatch(t, ring.DefaultArenaConfig)
 	seen := make([]uint8, total)
 	var got, dups, reorders, unknown, others uint64
 	var last int64 = -1
 	start := time.Now()
 	idle := time.Time{}
 	for {
-		resetBatch(b)
+		testutil.ResetRx(b)
 		n, err := p.Receive(b)
 		if err != nil {
 			t.Fatal(err)

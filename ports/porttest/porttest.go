@@ -6,8 +6,6 @@
 // Sent and WaitSent return copies of what was transmitted. [NewReplay]
 // returns a port for benchmarks that receives the same frames forever and
 // only counts what it transmits, allocating nothing.
-//
-// [Eventually] is the tests' wait for an event, for ports real or in memory.
 package porttest
 
 import (
@@ -23,6 +21,10 @@ import (
 
 // DefaultMTU is the MTU of in-memory ports.
 const DefaultMTU = 1500
+
+// maxOverMTU is what a frame may add to the MTU: an Ethernet header with
+// one 802.1Q tag, as for every port of xvs.
+const maxOverMTU = 18
 
 // Port is an in-memory port.
 type Port struct {
@@ -42,8 +44,9 @@ type Port struct {
 
 	closed                               atomic.Bool
 	rxFrames, rxBytes, txFrames, txBytes atomic.Uint64
-	tooBig                               atomic.Uint64
-	txLimit                              atomic.Int64 // accept at most this many per Transmit; <0: unlimited
+	tooBig                               atomic.Uint64 // received frames that did not fit, or were over MTU
+	txTooBig                             atomic.Uint64 // frames over MTU given to Transmit
+	txLimit                              atomic.Int64  // accept at most this many per Transmit; <0: unlimited
 }
 
 var _ ports.Port = (*Port)(nil)
@@ -76,7 +79,8 @@ func (p *Port) MTU() int { return p.mtu }
 
 // Inject queues frames for the switch to receive. The port keeps copies,
 // in buffers it reuses once the switch has received them, so a steady
-// inject-and-forward loop allocates nothing.
+// inject-and-forward loop allocates nothing. Receive drops (and counts as
+// too-big) a frame longer than the MTU allows, as a device would.
 func (p *Port) Inject(frames ...[]byte) {
 	p.mu.Lock()
 	for _, f := range frames {
@@ -123,7 +127,7 @@ func (p *Port) Receive(b *ring.Batch) (int, error) {
 		used++
 		p.spare = append(p.spare, f)
 		room := b.Room(n)
-		if len(f) > len(room) {
+		if len(f) > len(room) || len(f) > p.mtu+maxOverMTU {
 			p.tooBig.Add(1)
 			continue
 		}
@@ -156,33 +160,45 @@ func (p *Port) receiveReplay(b *ring.Batch) int {
 	return ring.BatchSize
 }
 
-// Transmit implements ports.Port.
+// Transmit implements ports.Port. A frame longer than the MTU allows is
+// dropped, counted as too-big and counted among those accepted, as the
+// device ports do; the rest are sent up to the limit SetTxLimit set.
 func (p *Port) Transmit(b *ring.Batch) (int, error) {
 	if p.closed.Load() {
 		return 0, ports.ErrPortClosed
 	}
-	n := b.N
-	if lim := p.txLimit.Load(); lim >= 0 && int64(n) > lim {
-		n = int(lim)
-	}
-	var bytes uint64
+	limit := p.txLimit.Load()
+	maxLen := p.mtu + maxOverMTU
+	var sent, tooBig, bytes uint64
+	i := 0
 	if p.collect {
 		p.mu.Lock()
-		for i := range n {
-			d := b.Data(i)
-			bytes += uint64(len(d))
-			p.sent = append(p.sent, append([]byte(nil), d...))
+	}
+	for ; i < b.N; i++ {
+		l := int(b.Frames[i].Len)
+		if l > maxLen {
+			tooBig++
+			continue
 		}
+		if limit >= 0 && sent == uint64(limit) {
+			break
+		}
+		if p.collect {
+			p.sent = append(p.sent, append([]byte(nil), b.Data(i)...))
+		}
+		sent++
+		bytes += uint64(l)
+	}
+	if p.collect {
 		p.arrived.Broadcast()
 		p.mu.Unlock()
-	} else {
-		for i := range n {
-			bytes += uint64(b.Frames[i].Len)
-		}
 	}
-	p.txFrames.Add(uint64(n))
+	p.txFrames.Add(sent)
 	p.txBytes.Add(bytes)
-	return n, nil
+	if tooBig != 0 {
+		p.txTooBig.Add(tooBig)
+	}
+	return i, nil
 }
 
 // Sent returns and forgets the frames transmitted so far.
@@ -225,7 +241,7 @@ func (p *Port) Stats() ports.Stats {
 	return ports.Stats{
 		RxFrames: p.rxFrames.Load(), RxBytes: p.rxBytes.Load(),
 		TxFrames: p.txFrames.Load(), TxBytes: p.txBytes.Load(),
-		Drops: map[string]uint64{"too-big": p.tooBig.Load()},
+		Drops: map[string]uint64{"too-big": p.tooBig.Load() + p.txTooBig.Load()},
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xvswitch/xvs/internal/testutil"
 	"github.com/xvswitch/xvs/ring"
 )
 
@@ -29,14 +30,8 @@ var seq atomic.Int32
 // needRoot skips tests that create devices and namespaces.
 func needRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: TAP tests need root (CAP_NET_ADMIN) to create TAP devices and network namespaces")
-	}
-	for _, tool := range []string{"ip", "ping"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("skipping: %s not installed (apt-get install -y --no-install-recommends iproute2 iputils-ping)", tool)
-		}
-	}
+	testutil.NeedRoot(t, "TAP tests create TAP devices and network namespaces (CAP_NET_ADMIN)")
+	testutil.NeedCommands(t, "ip", "ping")
 }
 
 // uniqueDev returns an unused TAP name: xvstap + pid + sequence, at most 14
@@ -114,42 +109,12 @@ func portInNS(t testing.TB, cfg Config) (*Port, string) {
 	return p, ns
 }
 
-// newBatch returns a batch over a fresh arena.
-func newBatch(t testing.TB, cfg ring.ArenaConfig) *ring.Batch {
-	t.Helper()
-	a, err := ring.NewArena(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ring.NewBatch(a)
-}
-
-// resetRx prepares b for Receive as the switch does: every descriptor names
-// its own buffer at offset off.
-func resetRx(b *ring.Batch, off int) {
-	for i := range b.Frames {
-		b.Frames[i] = ring.Frame{Index: uint32(i), Offset: uint16(off)}
-	}
-	b.N = 0
-}
-
-// load puts frames into b for Transmit, one buffer each, at the headroom.
-func load(b *ring.Batch, frames ...[]byte) {
-	a := b.Arena()
-	b.N = 0
-	for i, f := range frames {
-		off := a.Headroom()
-		copy(a.Buffer(uint32(i))[off:], f)
-		b.Add(ring.Frame{Index: uint32(i), Offset: uint16(off), Len: uint16(len(f))})
-	}
-}
-
 // receiveMatch polls p until a frame satisfies match and returns a copy.
 func receiveMatch(t testing.TB, p *Port, b *ring.Batch, off int, timeout time.Duration, what string, match func([]byte) bool) []byte {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		resetRx(b, off)
+		testutil.ResetRxAt(b, 0, off)
 		n, err := p.Receive(b)
 		if err != nil {
 			t.Fatalf("Receive: %v", err)
@@ -174,7 +139,7 @@ func receiveMatch(t testing.TB, p *Port, b *ring.Batch, off int, timeout time.Du
 func neverReceive(t testing.TB, p *Port, b *ring.Batch, d time.Duration, what string, match func([]byte) bool) {
 	t.Helper()
 	for end := time.Now().Add(d); time.Now().Before(end); {
-		resetRx(b, b.Arena().Headroom())
+		testutil.ResetRxAt(b, 0, b.Arena().Headroom())
 		n, err := p.Receive(b)
 		if err != nil {
 			t.Fatalf("Receive: %v", err)

@@ -13,8 +13,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/xvswitch/xvs/internal/testutil"
 	"github.com/xvswitch/xvs/ports"
-	"github.com/xvswitch/xvs/ports/porttest"
 	"github.com/xvswitch/xvs/ring"
 )
 
@@ -24,7 +24,7 @@ import (
 func TestReceiveFromNamespace(t *testing.T) {
 	needRoot(t)
 	p, ns := portInNS(t, Config{})
-	b := newBatch(t, ring.DefaultArenaConfig)
+	b := testutil.RxBatch(t, ring.DefaultArenaConfig)
 	ping := exec.Command("ip", "netns", "exec", ns, "ping", "-c1", "-W1", peerIP.String())
 	if err := ping.Start(); err != nil {
 		t.Fatal(err)
@@ -54,13 +54,13 @@ func TestReceiveFromNamespace(t *testing.T) {
 func TestTransmitIntoNamespace(t *testing.T) {
 	needRoot(t)
 	p, ns := portInNS(t, Config{})
-	b := newBatch(t, ring.DefaultArenaConfig)
+	b := testutil.RxBatch(t, ring.DefaultArenaConfig)
 
-	load(b, arpFrame(arpRequest, broadcast, peerMAC, peerIP, make(net.HardwareAddr, 6), nsIP))
+	testutil.Load(b, arpFrame(arpRequest, broadcast, peerMAC, peerIP, make(net.HardwareAddr, 6), nsIP))
 	if n, err := p.Transmit(b); n != 1 || err != nil {
 		t.Fatalf("Transmit = %d, %v; want 1, nil", n, err)
 	}
-	rx := newBatch(t, ring.DefaultArenaConfig)
+	rx := testutil.RxBatch(t, ring.DefaultArenaConfig)
 	f := receiveMatch(t, p, rx, ring.DefaultArenaConfig.Headroom, 3*time.Second, "ARP reply", func(f []byte) bool {
 		a, ok := parseARP(f)
 		return ok && a.op == arpReply && a.spa.Equal(nsIP) && a.tpa.Equal(peerIP)
@@ -87,8 +87,8 @@ func TestPingEcho(t *testing.T) {
 	if got := run(t, "ip", "netns", "exec", ns, "cat", "/sys/class/net/"+p.Dev()+"/address"); strings.TrimSpace(got) != "02:78:76:73:00:01" {
 		t.Errorf("device MAC %q, want the configured 02:78:76:73:00:01", strings.TrimSpace(got))
 	}
-	rx := newBatch(t, ring.DefaultArenaConfig)
-	tx := newBatch(t, ring.DefaultArenaConfig)
+	rx := testutil.RxBatch(t, ring.DefaultArenaConfig)
+	tx := testutil.RxBatch(t, ring.DefaultArenaConfig)
 	ping := exec.Command("ip", "netns", "exec", ns, "ping", "-c1", "-W3", peerIP.String())
 	done := make(chan error, 1)
 	if err := ping.Start(); err != nil {
@@ -102,7 +102,7 @@ func TestPingEcho(t *testing.T) {
 		return ok && a.op == arpRequest && a.tpa.Equal(peerIP)
 	})
 	req, _ := parseARP(f)
-	load(tx, arpFrame(arpReply, req.sha, peerMAC, peerIP, req.sha, req.spa))
+	testutil.Load(tx, arpFrame(arpReply, req.sha, peerMAC, peerIP, req.sha, req.spa))
 	if n, err := p.Transmit(tx); n != 1 || err != nil {
 		t.Fatalf("Transmit ARP reply = %d, %v", n, err)
 	}
@@ -112,7 +112,7 @@ func TestPingEcho(t *testing.T) {
 		return ok && sameMAC(f[0:6], peerMAC) && ih[9] == 1 && len(icmp) >= 8 && icmp[0] == 8 &&
 			net.IP(ih[16:20]).Equal(peerIP)
 	})
-	load(tx, echoReply(f, peerMAC))
+	testutil.Load(tx, echoReply(f, peerMAC))
 	if n, err := p.Transmit(tx); n != 1 || err != nil {
 		t.Fatalf("Transmit echo reply = %d, %v", n, err)
 	}
@@ -137,15 +137,15 @@ func TestPingEcho(t *testing.T) {
 func TestReceiveSmallOffset(t *testing.T) {
 	needRoot(t)
 	p, _ := portInNS(t, Config{})
-	tx := newBatch(t, ring.DefaultArenaConfig)
-	rx := newBatch(t, ring.DefaultArenaConfig)
+	tx := testutil.RxBatch(t, ring.DefaultArenaConfig)
+	rx := testutil.RxBatch(t, ring.DefaultArenaConfig)
 	for i := range ring.BatchSize {
 		buf := rx.Arena().Buffer(uint32(i))
 		for j := range 8 {
 			buf[j] = 0xa5
 		}
 	}
-	load(tx, arpFrame(arpRequest, broadcast, peerMAC, peerIP, make(net.HardwareAddr, 6), nsIP))
+	testutil.Load(tx, arpFrame(arpRequest, broadcast, peerMAC, peerIP, make(net.HardwareAddr, 6), nsIP))
 	if n, err := p.Transmit(tx); n != 1 || err != nil {
 		t.Fatalf("Transmit = %d, %v", n, err)
 	}
@@ -166,7 +166,7 @@ func TestTooBig(t *testing.T) {
 	needRoot(t)
 	p, ns := portInNS(t, Config{})
 	small := ring.ArenaConfig{Frames: ring.BatchSize, FrameSize: 512, Headroom: 128} // room 384
-	rx := newBatch(t, small)
+	rx := testutil.RxBatch(t, small)
 	run(t, "ip", "netns", "exec", ns, "ip", "neigh", "add", peerIP.String(), "lladdr", peerMAC.String(), "dev", p.Dev(), "nud", "permanent")
 	tryRun("ip", "netns", "exec", ns, "ping", "-c1", "-W0.01", "-s", "1000", peerIP.String())
 	tryRun("ip", "netns", "exec", ns, "ping", "-c1", "-W0.01", "-s", "100", peerIP.String())
@@ -191,7 +191,7 @@ func TestChecksumCompletion(t *testing.T) {
 	}
 	run(t, "ip", "netns", "exec", ns, "ip", "neigh", "add", peerIP.String(), "lladdr", peerMAC.String(), "dev", p.Dev(), "nud", "permanent")
 	run(t, "ip", "netns", "exec", ns, "bash", "-c", "echo hello xvs > /dev/udp/"+peerIP.String()+"/9999")
-	rx := newBatch(t, ring.DefaultArenaConfig)
+	rx := testutil.RxBatch(t, ring.DefaultArenaConfig)
 	f := receiveMatch(t, p, rx, ring.DefaultArenaConfig.Headroom, 3*time.Second, "UDP to port 9999", func(f []byte) bool {
 		ih, udp, ok := ipv4(f)
 		return ok && ih[9] == 17 && len(udp) >= 8 && binary.BigEndian.Uint16(udp[2:]) == 9999
@@ -213,9 +213,9 @@ func TestLinkDown(t *testing.T) {
 	needRoot(t)
 	p, ns := portInNS(t, Config{})
 	run(t, "ip", "netns", "exec", ns, "ip", "link", "set", p.Dev(), "down")
-	tx := newBatch(t, ring.DefaultArenaConfig)
+	tx := testutil.RxBatch(t, ring.DefaultArenaConfig)
 	f := testFrame(broadcast, peerMAC, "down")
-	load(tx, f, f, f)
+	testutil.Load(tx, f, f, f)
 	if n, err := p.Transmit(tx); n != 3 || err != nil {
 		t.Fatalf("Transmit on a down device = %d, %v; want 3, nil", n, err)
 	}
@@ -231,11 +231,11 @@ func TestLinkDown(t *testing.T) {
 func TestTransmitChecks(t *testing.T) {
 	needRoot(t)
 	p, _ := portInNS(t, Config{MTU: 1000})
-	tx := newBatch(t, ring.DefaultArenaConfig)
+	tx := testutil.RxBatch(t, ring.DefaultArenaConfig)
 	big := testFrame(broadcast, peerMAC, "big")
 	big = append(big, make([]byte, 1018-len(big)+1)...) // 1019 > 1000+18
 	edge := append(testFrame(broadcast, peerMAC, "edge"), make([]byte, 1018-60)...)
-	load(tx, big, []byte{1, 2, 3}, edge)
+	testutil.Load(tx, big, []byte{1, 2, 3}, edge)
 	if n, err := p.Transmit(tx); n != 3 || err != nil {
 		t.Fatalf("Transmit = %d, %v; want 3, nil", n, err)
 	}
@@ -259,12 +259,12 @@ func TestCloseRemovesDevice(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	b := newBatch(t, ring.DefaultArenaConfig)
-	resetRx(b, 256)
+	b := testutil.RxBatch(t, ring.DefaultArenaConfig)
+	testutil.ResetRxAt(b, 0, 256)
 	if _, err := p.Receive(b); !errors.Is(err, ports.ErrPortClosed) {
 		t.Errorf("Receive after Close: %v, want ErrPortClosed", err)
 	}
-	load(b, testFrame(broadcast, peerMAC, "x"))
+	testutil.Load(b, testFrame(broadcast, peerMAC, "x"))
 	if _, err := p.Transmit(b); !errors.Is(err, ports.ErrPortClosed) {
 		t.Errorf("Transmit after Close: %v, want ErrPortClosed", err)
 	}
@@ -278,13 +278,13 @@ func TestCloseRemovesDevice(t *testing.T) {
 func TestCloseWhileBusy(t *testing.T) {
 	needRoot(t)
 	p, _ := portInNS(t, Config{Queues: 2})
-	rx := newBatch(t, ring.DefaultArenaConfig)
-	tx := newBatch(t, ring.DefaultArenaConfig)
-	load(tx, testFrame(broadcast, peerMAC, "busy"), testFrame(broadcast, peerMAC, "busy"))
+	rx := testutil.RxBatch(t, ring.DefaultArenaConfig)
+	tx := testutil.RxBatch(t, ring.DefaultArenaConfig)
+	testutil.Load(tx, testFrame(broadcast, peerMAC, "busy"), testFrame(broadcast, peerMAC, "busy"))
 	errs := make(chan error, 2)
 	go func() {
 		for {
-			resetRx(rx, 256)
+			testutil.ResetRxAt(rx, 0, 256)
 			if _, err := p.Receive(rx); err != nil {
 				errs <- err
 				return
@@ -300,7 +300,7 @@ func TestCloseWhileBusy(t *testing.T) {
 		}
 	}()
 	// Close while both loops are busy: once frames have gone out.
-	porttest.Eventually(t, "frames sent by the Transmit loop", 5*time.Second, func() bool { return p.Stats().TxFrames > 0 })
+	testutil.Eventually(t, 5*time.Second, func() bool { return p.Stats().TxFrames > 0 }, "frames sent by the Transmit loop")
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -318,13 +318,7 @@ func TestCloseWhileBusy(t *testing.T) {
 // the descriptors it had.
 func TestNoFDLeak(t *testing.T) {
 	needRoot(t)
-	count := func() int {
-		ents, err := os.ReadDir("/proc/self/fd")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(ents)
-	}
+	count := func() int { return testutil.OpenFDs(t) }
 	before := count()
 	p, err := New(Config{Dev: uniqueDev(), Queues: 4})
 	if err != nil {
@@ -359,11 +353,11 @@ func TestQueues(t *testing.T) {
 		run(t, "ip", "netns", "exec", ns, "ip", "neigh", "add", ip, "lladdr", peerMAC.String(), "dev", p.Dev(), "nud", "permanent")
 		tryRun("ip", "netns", "exec", ns, "ping", "-c1", "-W0.01", ip)
 	}
-	rx := newBatch(t, ring.DefaultArenaConfig)
+	rx := testutil.RxBatch(t, ring.DefaultArenaConfig)
 	seen := map[byte]bool{}
 	deadline := time.Now().Add(3 * time.Second)
 	for len(seen) < 8 && time.Now().Before(deadline) {
-		resetRx(rx, 256)
+		testutil.ResetRxAt(rx, 0, 256)
 		n, _ := p.Receive(rx)
 		for i := range n {
 			if ih, icmp, ok := ipv4(rx.Data(i)); ok && ih[9] == 1 && icmp[0] == 8 {
@@ -411,14 +405,14 @@ func TestQueuesAreNotAWire(t *testing.T) {
 	}
 	moveToNS(t, sw.Dev(), ns)
 
-	tx := newBatch(t, ring.DefaultArenaConfig)
-	load(tx, testFrame(broadcast, peerMAC, "from-vm"))
+	tx := testutil.RxBatch(t, ring.DefaultArenaConfig)
+	testutil.Load(tx, testFrame(broadcast, peerMAC, "from-vm"))
 	for range 5 {
 		if n, err := vm.Transmit(tx); n != 1 || err != nil {
 			t.Fatalf("Transmit = %d, %v", n, err)
 		}
 	}
-	rx := newBatch(t, ring.DefaultArenaConfig)
+	rx := testutil.RxBatch(t, ring.DefaultArenaConfig)
 	neverReceive(t, sw, rx, 300*time.Millisecond, "frame written on the sibling queue", isTestFrame("from-vm"))
 	if got := run(t, "ip", "netns", "exec", ns, "cat", "/sys/class/net/"+sw.Dev()+"/statistics/rx_packets"); strings.TrimSpace(got) == "0" {
 		t.Error("the kernel did not receive the frames written on the sibling queue")
@@ -444,14 +438,14 @@ func TestBridgedVM(t *testing.T) {
 	run(t, "ip", "netns", "exec", ns, "ip", "link", "set", "br0", "up")
 
 	vmMAC := net.HardwareAddr{0x02, 0x56, 0x4d, 0x00, 0x00, 0x01} // the guest NIC
-	tx := newBatch(t, ring.DefaultArenaConfig)
-	rx := newBatch(t, ring.DefaultArenaConfig)
+	tx := testutil.RxBatch(t, ring.DefaultArenaConfig)
+	rx := testutil.RxBatch(t, ring.DefaultArenaConfig)
 	deadline := time.Now().Add(3 * time.Second)
 	var got []byte
 	for got == nil && time.Now().Before(deadline) {
-		load(tx, testFrame(broadcast, vmMAC, "vm-to-switch"))
+		testutil.Load(tx, testFrame(broadcast, vmMAC, "vm-to-switch"))
 		vm.Transmit(tx)
-		resetRx(rx, 256)
+		testutil.ResetRxAt(rx, 0, 256)
 		n, _ := sw.Receive(rx)
 		for i := range n {
 			if isTestFrame("vm-to-switch")(rx.Data(i)) {
@@ -463,7 +457,7 @@ func TestBridgedVM(t *testing.T) {
 	if got == nil {
 		t.Fatal("VM frame did not reach the switch port through the bridge")
 	}
-	load(tx, testFrame(vmMAC, peerMAC, "switch-to-vm"))
+	testutil.Load(tx, testFrame(vmMAC, peerMAC, "switch-to-vm"))
 	if n, err := sw.Transmit(tx); n != 1 || err != nil {
 		t.Fatalf("Transmit = %d, %v", n, err)
 	}
@@ -534,11 +528,11 @@ func TestPermissionDenied(t *testing.T) {
 func TestNoAllocs(t *testing.T) {
 	needRoot(t)
 	p, _ := portInNS(t, Config{})
-	rx := newBatch(t, ring.DefaultArenaConfig)
-	tx := newBatch(t, ring.DefaultArenaConfig)
+	rx := testutil.RxBatch(t, ring.DefaultArenaConfig)
+	tx := testutil.RxBatch(t, ring.DefaultArenaConfig)
 	// Drain whatever the namespace sent when the device came up.
 	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
-		resetRx(rx, 256)
+		testutil.ResetRxAt(rx, 0, 256)
 		p.Receive(rx)
 	}
 	if n := testing.AllocsPerRun(1000, func() {
@@ -552,7 +546,7 @@ func TestNoAllocs(t *testing.T) {
 	for i := range frames {
 		frames[i] = testFrame(peerMAC, peerMAC, "alloc") // unicast to a foreign MAC: dropped by the kernel
 	}
-	load(tx, frames...)
+	testutil.Load(tx, frames...)
 	if n := testing.AllocsPerRun(200, func() {
 		if n, _ := p.Transmit(tx); n != ring.BatchSize {
 			t.Fatalf("Transmit accepted %d of %d", n, ring.BatchSize)
@@ -561,11 +555,11 @@ func TestNoAllocs(t *testing.T) {
 		t.Errorf("Transmit: %v allocs", n)
 	}
 
-	load(tx, arpFrame(arpRequest, broadcast, peerMAC, peerIP, make(net.HardwareAddr, 6), nsIP))
+	testutil.Load(tx, arpFrame(arpRequest, broadcast, peerMAC, peerIP, make(net.HardwareAddr, 6), nsIP))
 	if n := testing.AllocsPerRun(50, func() {
 		p.Transmit(tx)
 		for got := 0; got == 0; {
-			resetRx(rx, 256)
+			testutil.ResetRxAt(rx, 0, 256)
 			got, _ = p.Receive(rx)
 		}
 	}); n != 0 {
@@ -578,12 +572,12 @@ func TestNoAllocs(t *testing.T) {
 func BenchmarkTransmit(b *testing.B) {
 	needRoot(b)
 	p, _ := portInNS(b, Config{})
-	tx := newBatch(b, ring.DefaultArenaConfig)
+	tx := testutil.RxBatch(b, ring.DefaultArenaConfig)
 	frames := make([][]byte, ring.BatchSize)
 	for i := range frames {
 		frames[i] = testFrame(peerMAC, peerMAC, "bench")
 	}
-	load(tx, frames...)
+	testutil.Load(tx, frames...)
 	b.ReportAllocs()
 	sent := 0
 	for b.Loop() {
@@ -610,13 +604,13 @@ func BenchmarkReceive(b *testing.B) {
 		}
 		run(b, "ip", "netns", "exec", ns, "ip", "link", "set", dev, "up")
 	}
-	tx := newBatch(b, ring.DefaultArenaConfig)
-	rx := newBatch(b, ring.DefaultArenaConfig)
+	tx := testutil.RxBatch(b, ring.DefaultArenaConfig)
+	rx := testutil.RxBatch(b, ring.DefaultArenaConfig)
 	frames := make([][]byte, ring.BatchSize)
 	for i := range frames {
 		frames[i] = testFrame(broadcast, peerMAC, "bench")
 	}
-	load(tx, frames...)
+	testutil.Load(tx, frames...)
 	// Wait for the bridge to forward, then drain.
 	for got, end := 0, time.Now().Add(3*time.Second); got == 0; {
 		if time.Now().After(end) {
@@ -624,11 +618,11 @@ func BenchmarkReceive(b *testing.B) {
 		}
 		src.Transmit(tx)
 		time.Sleep(time.Millisecond)
-		resetRx(rx, 256)
+		testutil.ResetRxAt(rx, 0, 256)
 		got, _ = sw.Receive(rx)
 	}
 	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
-		resetRx(rx, 256)
+		testutil.ResetRxAt(rx, 0, 256)
 		sw.Receive(rx)
 	}
 	b.ReportAllocs()
@@ -639,7 +633,7 @@ func BenchmarkReceive(b *testing.B) {
 		src.Transmit(tx)
 		b.StartTimer()
 		for got, spins := 0, 0; got < ring.BatchSize && spins < 100000; spins++ {
-			resetRx(rx, 256)
+			testutil.ResetRxAt(rx, 0, 256)
 			n, _ := sw.Receive(rx)
 			got += n
 			received += n

@@ -7,9 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/xvswitch/xvs/ring"
+	"github.com/xvswitch/xvs/internal/testutil"
 )
 
 // A front-end for tests: it plays QEMU's part of the protocol over the
@@ -452,18 +450,6 @@ func feRunning(p *Port) (rx, tx int) {
 	return rx, tx
 }
 
-// feWait polls cond until it holds.
-func feWait(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(feTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // feStarted serves a port with the default config and connects a
 // front-end that sets up one queue pair; both queues run on return.
 func feStarted(t testing.TB) (*Port, *feFrontend) {
@@ -478,22 +464,10 @@ func feStarted(t testing.TB) (*Port, *feFrontend) {
 // feWaitRunning waits for the port to run rx and tx queues.
 func feWaitRunning(t testing.TB, p *Port, rx, tx int) {
 	t.Helper()
-	feWait(t, "running queues", func() bool {
+	testutil.Eventually(t, feTimeout, func() bool {
 		r, x := feRunning(p)
 		return r == rx && x == tx
-	})
-}
-
-// feTxBatch fills b with frames to transmit, in buffers 64 and up.
-func feTxBatch(b *ring.Batch, frames ...[]byte) {
-	a := b.Arena()
-	b.N = 0
-	for i, fr := range frames {
-		idx := uint32(ring.BatchSize + i)
-		off := a.Headroom()
-		copy(a.Buffer(idx)[off:], fr)
-		b.Add(ring.Frame{Index: idx, Offset: uint16(off), Len: uint16(len(fr))})
-	}
+	}, "running queues")
 }
 
 // feFrame is an Ethernet frame of n bytes whose contents depend on seed.
@@ -504,38 +478,4 @@ func feFrame(n int, seed byte) []byte {
 		f[i] = seed + byte(i)
 	}
 	return f
-}
-
-// feFDs counts the process's open descriptors.
-func feFDs(t testing.TB) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skipf("no /proc/self/fd: %v", err)
-	}
-	return len(ents)
-}
-
-// feLeakCheck fails the test if goroutines or descriptors opened during
-// it outlive it (checked after the test's own cleanups, which run first
-// because this one is registered first).
-func feLeakCheck(t *testing.T) {
-	t.Helper()
-	g0, fd0 := runtime.NumGoroutine(), feFDs(t)
-	t.Cleanup(func() {
-		deadline := time.Now().Add(feTimeout)
-		for {
-			g, fd := runtime.NumGoroutine(), feFDs(t)
-			if g <= g0 && fd <= fd0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("leak: goroutines %d -> %d, descriptors %d -> %d\n%s", g0, g, fd0, fd, buf)
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	})
 }

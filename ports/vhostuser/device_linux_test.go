@@ -12,6 +12,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
+
+	"github.com/xvswitch/xvs/internal/testutil"
 )
 
 // raw sends bytes as they are, then optionally shuts the sending side.
@@ -39,7 +41,7 @@ func feMemTableRaw(n uint32, r memRegion) []byte {
 // closes the descriptors that came with it, and leaves the port ready for
 // the next front-end. Nothing panics.
 func TestDeviceMalformedMessagesDropConnection(t *testing.T) {
-	feLeakCheck(t)
+	testutil.CheckLeaks(t)
 	var log feLog
 	p := feServer(t, Config{Logger: zerolog.New(&log)})
 	region := memRegion{GuestPhys: 0, Size: feHalf, UserAddr: feUVA0}
@@ -150,10 +152,10 @@ func TestDeviceMalformedMessagesDropConnection(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := feConnect(t, p.Socket())
-			feWait(t, "connection", func() bool { return p.ControlStats().Connects == uint64(i+1) })
+			testutil.Eventually(t, feTimeout, func() bool { return p.ControlStats().Connects == uint64(i+1) }, "connection")
 			tc.send(f)
 			f.waitClosed()
-			feWait(t, "protocol error counted", func() bool { return p.ControlStats().ProtocolErrors == uint64(i+1) })
+			testutil.Eventually(t, feTimeout, func() bool { return p.ControlStats().ProtocolErrors == uint64(i+1) }, "protocol error counted")
 			feWaitRunning(t, p, 0, 0)
 			// The error is counted before it is logged: give the log line a moment.
 			l := log.take()
@@ -182,7 +184,7 @@ func TestDeviceMalformedMessagesDropConnection(t *testing.T) {
 // Requests the device does not grant are answered and the connection
 // stays up.
 func TestDeviceDeclinedRequests(t *testing.T) {
-	feLeakCheck(t)
+	testutil.CheckLeaks(t)
 	p := feServer(t, Config{MTU: 1500})
 	f := feConnect(t, p.Socket())
 	f.handshake(feOpts{})

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/xvswitch/xvs/internal/testutil"
 	"github.com/xvswitch/xvs/ports"
 	"github.com/xvswitch/xvs/ring"
 )
@@ -31,8 +32,8 @@ func feTraffic(t *testing.T, p *Port, f *feFrontend, seed byte) {
 	want := feFrame(60+int(seed), seed)
 	f.postTx(1, want)
 	var got []byte
-	feWait(t, "the guest's frame", func() bool {
-		resetTestBatch(b)
+	testutil.Eventually(t, feTimeout, func() bool {
+		testutil.ResetRx(b)
 		n, err := p.Receive(b)
 		if err != nil {
 			t.Fatalf("Receive: %v", err)
@@ -45,7 +46,7 @@ func feTraffic(t *testing.T, p *Port, f *feFrontend, seed byte) {
 			return true
 		}
 		return false
-	})
+	}, "the guest's frame")
 	if !bytes.Equal(got, want) {
 		t.Fatalf("received %x, want %x", got, want)
 	}
@@ -56,7 +57,7 @@ func feTraffic(t *testing.T, p *Port, f *feFrontend, seed byte) {
 	// Switch -> guest.
 	f.postRx(0, 4, feBufSize)
 	out := feFrame(100+int(seed), seed+1)
-	feTxBatch(b, out)
+	testutil.LoadAt(b, ring.BatchSize, out)
 	if n, err := p.Transmit(b); n != 1 || err != nil {
 		t.Fatalf("Transmit = %d, %v; want 1, nil", n, err)
 	}
@@ -87,7 +88,7 @@ func feTraffic(t *testing.T, p *Port, f *feFrontend, seed byte) {
 }
 
 func TestPortServerEndToEnd(t *testing.T) {
-	feLeakCheck(t)
+	testutil.CheckLeaks(t)
 	p := feServer(t, Config{Name: "vm1"})
 	if _, err := os.Stat(p.Socket()); err != nil {
 		t.Fatalf("socket: %v", err)
@@ -98,11 +99,11 @@ func TestPortServerEndToEnd(t *testing.T) {
 	_, b := newTestBatch(t)
 
 	// Not connected: nothing to receive, frames to send are dropped.
-	resetTestBatch(b)
+	testutil.ResetRx(b)
 	if n, err := p.Receive(b); n != 0 || err != nil {
 		t.Fatalf("Receive unconnected = %d, %v", n, err)
 	}
-	feTxBatch(b, feFrame(64, 1), feFrame(64, 2))
+	testutil.LoadAt(b, ring.BatchSize, feFrame(64, 1), feFrame(64, 2))
 	if n, err := p.Transmit(b); n != 2 || err != nil {
 		t.Fatalf("Transmit unconnected = %d, %v; want 2 (dropped), nil", n, err)
 	}
@@ -155,7 +156,7 @@ func TestPortServerEndToEnd(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	resetTestBatch(b)
+	testutil.ResetRx(b)
 	if _, err := p.Receive(b); !errors.Is(err, ports.ErrPortClosed) {
 		t.Errorf("Receive after Close: %v", err)
 	}
@@ -198,7 +199,7 @@ func TestPortRingsWaitForEnable(t *testing.T) {
 // A front-end that goes away and comes back (a VM restart) finds the port
 // ready again; its old guest memory is unmapped.
 func TestPortReconnect(t *testing.T) {
-	feLeakCheck(t)
+	testutil.CheckLeaks(t)
 	p := feServer(t, Config{})
 	for round := range 3 {
 		f := feConnect(t, p.Socket())
@@ -206,14 +207,14 @@ func TestPortReconnect(t *testing.T) {
 		feWaitRunning(t, p, 1, 1)
 		feTraffic(t, p, f, byte(10*round))
 		f.close()
-		feWait(t, "disconnect", func() bool { return p.ControlStats().Disconnects == uint64(round+1) })
+		testutil.Eventually(t, feTimeout, func() bool { return p.ControlStats().Disconnects == uint64(round+1) }, "disconnect")
 		feWaitRunning(t, p, 0, 0)
 		if v, _ := p.Features(); v != 0 {
 			t.Fatalf("features %#x after disconnect", v)
 		}
 	}
 	_, b := newTestBatch(t)
-	feTxBatch(b, feFrame(64, 0))
+	testutil.LoadAt(b, ring.BatchSize, feFrame(64, 0))
 	if n, _ := p.Transmit(b); n != 1 {
 		t.Fatalf("Transmit while disconnected = %d", n)
 	}
@@ -255,7 +256,7 @@ func TestPortSecondFrontEndRejected(t *testing.T) {
 // Client mode: the port connects to the front-end's socket, waits for it
 // to appear, and reconnects when it goes away.
 func TestPortClientReconnect(t *testing.T) {
-	feLeakCheck(t)
+	testutil.CheckLeaks(t)
 	path := feSocket(t)
 	p, err := New(Config{Socket: path})
 	if err != nil {
@@ -296,7 +297,7 @@ func TestPortClientReconnect(t *testing.T) {
 		t.Fatalf("accept after the socket came back: %v", err)
 	}
 	defer c.Close()
-	feWait(t, "the third connection", func() bool { return p.ControlStats().Connects == 3 })
+	testutil.Eventually(t, feTimeout, func() bool { return p.ControlStats().Connects == 3 }, "the third connection")
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -319,19 +320,19 @@ func TestPortTwoQueuePairs(t *testing.T) {
 	f.postTx(1, feFrame(70, 1))
 	f.postTx(3, feFrame(71, 2))
 	seen := map[int]bool{}
-	feWait(t, "frames of both transmit queues", func() bool {
-		resetTestBatch(b)
+	testutil.Eventually(t, feTimeout, func() bool {
+		testutil.ResetRx(b)
 		n, _ := p.Receive(b)
 		for i := range n {
 			seen[int(b.Frames[i].Len)] = true
 		}
 		return seen[70] && seen[71]
-	})
+	}, "frames of both transmit queues")
 
 	f.postRx(0, 8, feBufSize)
 	f.postRx(2, 8, feBufSize)
 	frames := [][]byte{feFrame(80, 1), feFrame(81, 2), feFrame(82, 3), feFrame(83, 4)}
-	feTxBatch(b, frames...)
+	testutil.LoadAt(b, ring.BatchSize, frames...)
 	for i := range b.N {
 		b.Frames[i].Hash = uint32(i) // even: queue pair 0, odd: pair 1
 	}
@@ -352,7 +353,7 @@ func TestPortTwoQueuePairs(t *testing.T) {
 	for i := range 16 {
 		frames = append(frames, feFrame(90+i, byte(i)))
 	}
-	feTxBatch(b, frames...)
+	testutil.LoadAt(b, ring.BatchSize, frames...)
 	for i := range b.N {
 		b.Frames[i].Hash = uint32(i)
 	}
@@ -391,7 +392,7 @@ func TestPortTransmitArenasAllocs(t *testing.T) {
 	for k := range batches {
 		_, batches[k] = newTestBatch(t)
 		// Two frames per queue pair and one too short for Ethernet.
-		feTxBatch(batches[k], feFrame(100, 1), feFrame(101, 2), feFrame(102, 3), feFrame(103, 4), feFrame(10, 5))
+		testutil.LoadAt(batches[k], ring.BatchSize, feFrame(100, 1), feFrame(101, 2), feFrame(102, 3), feFrame(103, 4), feFrame(10, 5))
 		for i := range batches[k].N {
 			batches[k].Frames[i].Hash = uint32(i)
 		}
@@ -434,14 +435,14 @@ func TestPortTransmitDrops(t *testing.T) {
 	_, b := newTestBatch(t)
 
 	// No receive buffers: nothing consumed, left to the switch.
-	feTxBatch(b, feFrame(64, 1), feFrame(64, 2))
+	testutil.LoadAt(b, ring.BatchSize, feFrame(64, 1), feFrame(64, 2))
 	if n, err := p.Transmit(b); n != 0 || err != nil {
 		t.Fatalf("Transmit without guest buffers = %d, %v; want 0, nil", n, err)
 	}
 	// Too big for the MTU, too short for Ethernet, too big for the
 	// guest's one buffer (no mergeable buffers), and a good one.
 	f.postRx(0, 2, 200)
-	feTxBatch(b, feFrame(1000+18+1, 3), feFrame(10, 4), feFrame(500, 5), feFrame(100, 6))
+	testutil.LoadAt(b, ring.BatchSize, feFrame(1000+18+1, 3), feFrame(10, 4), feFrame(500, 5), feFrame(100, 6))
 	if n, err := p.Transmit(b); n != 4 || err != nil {
 		t.Fatalf("Transmit = %d, %v", n, err)
 	}
@@ -473,7 +474,7 @@ func TestPortBrokenRing(t *testing.T) {
 	f.putDesc(r, 0, 1<<40, 2048, virtqDescFWrite, 0)
 	f.offer(r, 0)
 	_, b := newTestBatch(t)
-	feTxBatch(b, feFrame(64, 1), feFrame(64, 2))
+	testutil.LoadAt(b, ring.BatchSize, feFrame(64, 1), feFrame(64, 2))
 	for range 3 {
 		if n, err := p.Transmit(b); n != 2 || err != nil {
 			t.Fatalf("Transmit = %d, %v", n, err)
@@ -513,11 +514,11 @@ func TestPortConcurrentReconfigure(t *testing.T) {
 	_, tb := newTestBatch(t)
 	frames := [][]byte{feFrame(64, 1), feFrame(64, 2)}
 	feSpin(&wg, stop, func() {
-		resetTestBatch(rb)
+		testutil.ResetRx(rb)
 		p.Receive(rb)
 	})
 	feSpin(&wg, stop, func() {
-		feTxBatch(tb, frames...)
+		testutil.LoadAt(tb, ring.BatchSize, frames...)
 		p.Transmit(tb)
 	})
 	for round := range 4 {
@@ -543,10 +544,10 @@ func TestPortConcurrentReconfigure(t *testing.T) {
 		}
 		// Every frame of the round arrives before it ends: 20 from the
 		// guest, and 40 into its 40 receive buffers.
-		feWait(t, "the round's frames", func() bool {
+		testutil.Eventually(t, feTimeout, func() bool {
 			s := p.Stats()
 			return s.RxFrames == uint64(20*(round+1)) && s.TxFrames == uint64(40*(round+1))
-		})
+		}, "the round's frames")
 		if round%2 == 0 {
 			f.close()
 		} else {
@@ -555,7 +556,7 @@ func TestPortConcurrentReconfigure(t *testing.T) {
 			p.connMu.Unlock()
 		}
 		feWaitRunning(t, p, 0, 0)
-		feWait(t, "disconnect", func() bool { return !p.ControlStats().Connected })
+		testutil.Eventually(t, feTimeout, func() bool { return !p.ControlStats().Connected }, "disconnect")
 	}
 	halt()
 	if cs := p.ControlStats(); cs.ProtocolErrors > 2 {
@@ -609,18 +610,18 @@ func TestPortGetVringBase(t *testing.T) {
 	feWaitRunning(t, p, 1, 0)
 	f.postTx(1, feFrame(64, 9))
 	_, b := newTestBatch(t)
-	resetTestBatch(b)
+	testutil.ResetRx(b)
 	if n, _ := p.Receive(b); n != 0 {
 		t.Fatalf("stopped ring received %d frames", n)
 	}
 	f.must(ReqSetVringBase, appendState(nil, vringState{Index: 1, Num: 2}))
 	f.must(ReqSetVringKick, appendVringFD(nil, vringFD{Index: 1}), f.kick[1])
 	feWaitRunning(t, p, 1, 1)
-	feWait(t, "the frame posted while stopped", func() bool {
-		resetTestBatch(b)
+	testutil.Eventually(t, feTimeout, func() bool {
+		testutil.ResetRx(b)
 		n, _ := p.Receive(b)
 		return n == 1 && b.Frames[0].Len == 64
-	})
+	}, "the frame posted while stopped")
 }
 
 // SET_MEM_TABLE while the rings run (memory hot-plug): the rings go on
@@ -721,7 +722,7 @@ func TestPortSocketFile(t *testing.T) {
 // served is not disturbed. A file that is not a socket put in its place
 // is left alone until it goes.
 func TestPortSocketRecreated(t *testing.T) {
-	feLeakCheck(t)
+	testutil.CheckLeaks(t)
 	p := feServer(t, Config{SocketMode: 0o660})
 	path := p.Socket()
 	ino := func() uint64 {
@@ -740,7 +741,7 @@ func TestPortSocketRecreated(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	feWait(t, "the socket file to come back", func() bool { return ino() != 0 })
+	testutil.Eventually(t, feTimeout, func() bool { return ino() != 0 }, "the socket file to come back")
 	if fi, _ := os.Lstat(path); fi.Mode().Perm() != 0o660 {
 		t.Errorf("recreated socket mode %v, want 0660", fi.Mode().Perm())
 	}
@@ -753,13 +754,13 @@ func TestPortSocketRecreated(t *testing.T) {
 
 	// After it ends, a front-end connects through the new socket.
 	f.close()
-	feWait(t, "disconnect", func() bool { return p.ControlStats().Disconnects == 1 })
+	testutil.Eventually(t, feTimeout, func() bool { return p.ControlStats().Disconnects == 1 }, "disconnect")
 	g := feConnect(t, path)
 	g.handshake(feOpts{})
 	feWaitRunning(t, p, 1, 1)
 	feTraffic(t, p, g, 30)
 	g.close()
-	feWait(t, "disconnect", func() bool { return p.ControlStats().Disconnects == 2 })
+	testutil.Eventually(t, feTimeout, func() bool { return p.ControlStats().Disconnects == 2 }, "disconnect")
 
 	// A regular file in its place is not removed; the socket comes back
 	// once the file is gone.
@@ -777,7 +778,7 @@ func TestPortSocketRecreated(t *testing.T) {
 		t.Errorf("socket recreated %d times, want 1", r)
 	}
 	os.Remove(path)
-	feWait(t, "the socket file to come back", func() bool { return ino() != 0 })
+	testutil.Eventually(t, feTimeout, func() bool { return ino() != 0 }, "the socket file to come back")
 	h := feConnect(t, path)
 	h.handshake(feOpts{})
 	feWaitRunning(t, p, 1, 1)
@@ -814,7 +815,7 @@ func TestPortAllocs(t *testing.T) {
 	p, f := feStarted(t)
 	_, b := newTestBatch(t)
 	const runs = 100 // AllocsPerRun calls runs+1 times; the rings hold 256
-	feTxBatch(b, feFrame(64, 1))
+	testutil.LoadAt(b, ring.BatchSize, feFrame(64, 1))
 	f.postRx(0, runs+1, feBufSize)
 	bad := 0
 	if a := testing.AllocsPerRun(runs, func() {
@@ -831,7 +832,7 @@ func TestPortAllocs(t *testing.T) {
 	frame := feFrame(64, 2)
 	if a := testing.AllocsPerRun(runs, func() {
 		f.postTx(1, frame)
-		resetTestBatch(b)
+		testutil.ResetRx(b)
 		if n, err := p.Receive(b); n != 1 || err != nil {
 			bad++
 		}
@@ -872,7 +873,7 @@ func TestPortWaitsForKicks(t *testing.T) {
 	_, b := newTestBatch(t)
 	receive := func() int {
 		t.Helper()
-		resetTestBatch(b)
+		testutil.ResetRx(b)
 		n, err := p.Receive(b)
 		if err != nil {
 			t.Fatalf("Receive: %v", err)

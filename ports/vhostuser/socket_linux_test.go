@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/xvswitch/xvs/internal/testutil"
 )
 
 // watchEnv, set to a path, makes the test binary a socket watcher (see
@@ -168,7 +170,7 @@ func checkModes(t *testing.T, want os.FileMode, seen int, bad map[os.FileMode]in
 // Config.SocketMode, not even for an instant: a front-end (or a user the
 // mode keeps out) must not find a socket whose mode is not set yet.
 func TestPortSocketModeAtNew(t *testing.T) {
-	feLeakCheck(t)
+	testutil.CheckLeaks(t)
 	want := socketModeWant(t)
 	path := feSocket(t)
 	stop := watchSocketMode(t, path, want)
@@ -189,7 +191,7 @@ func TestPortSocketModeAtNew(t *testing.T) {
 // Likewise for the socket file a server port creates again when it is
 // removed while the port runs. Close then removes the last one.
 func TestPortSocketModeRecreated(t *testing.T) {
-	feLeakCheck(t)
+	testutil.CheckLeaks(t)
 	want := socketModeWant(t)
 	p := feServer(t, Config{SocketMode: want})
 	path := p.Socket()
@@ -199,10 +201,10 @@ func TestPortSocketModeRecreated(t *testing.T) {
 		if err := os.Remove(path); err != nil {
 			t.Fatal(err)
 		}
-		feWait(t, "the socket to be created again", func() bool {
+		testutil.Eventually(t, feTimeout, func() bool {
 			_, err := os.Lstat(path)
 			return err == nil && p.ControlStats().SocketRecreated == uint64(i)
-		})
+		}, "the socket to be created again")
 	}
 	seen, bad := stop()
 	checkModes(t, want, seen, bad)

@@ -5,6 +5,7 @@ package vhostuser
 import (
 	"testing"
 
+	"github.com/xvswitch/xvs/internal/testutil"
 	"github.com/xvswitch/xvs/ring"
 )
 
@@ -102,7 +103,7 @@ func BenchmarkEnqueue(b *testing.B) {
 					heads[i], _ = g.rxChain(mode.lens, false)
 					frames[i] = testFrame(64, byte(i))
 				}
-				fillTestBatch(bt, frames...)
+				testutil.Load(bt, frames...)
 				b.ReportAllocs()
 				b.ResetTimer()
 				for b.Loop() {

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/xvswitch/xvs/internal/testutil"
 	"github.com/xvswitch/xvs/ring"
 )
 
@@ -185,9 +186,7 @@ func FuzzDescriptorChain(f *testing.F) {
 		b := ring.NewBatch(fz.arena)
 		room := fz.arena.FrameSize() - fz.arena.Headroom()
 		for call, start := range []int{in.start, 0} {
-			for i := range b.Frames {
-				b.Frames[i] = ring.Frame{Index: uint32(i), Offset: uint16(fz.arena.Headroom())}
-			}
+			testutil.ResetRx(b)
 			b.N = start
 			n, err := q.Dequeue(b)
 			want := m.dequeue(room, start)
@@ -210,15 +209,7 @@ func FuzzDescriptorChain(f *testing.F) {
 		}
 		frames := [][]byte{testFrame(60, 1), testFrame(200, 2), testFrame(14, 3), testFrame(room, 4), testFrame(20, 5)}
 		for call := range 2 {
-			for i := range b.Frames {
-				b.Frames[i] = ring.Frame{Index: uint32(i), Offset: uint16(fz.arena.Headroom())}
-			}
-			for i, fr := range frames[:len(frames)-call] {
-				if b.Frames[i].Len = uint16(copy(b.Room(i), fr)); int(b.Frames[i].Len) != len(fr) {
-					t.Fatal("test frame does not fit")
-				}
-			}
-			b.N = len(frames) - call
+			testutil.Load(b, frames[:len(frames)-call]...) // panics if one does not fit
 			n, err := q.Enqueue(b)
 			if want := m.enqueue(frames[:b.N]); n != want {
 				t.Fatalf("enqueue %d: %d accepted, model %d", call, n, want)

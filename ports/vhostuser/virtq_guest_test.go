@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"testing"
 
+	"github.com/xvswitch/xvs/internal/testutil"
 	"github.com/xvswitch/xvs/ring"
 )
 
@@ -297,34 +298,13 @@ func testFrame(n int, seed byte) []byte {
 	return f
 }
 
-// newBatch returns an arena and a batch whose frames name distinct
-// buffers at the default offset, ready for Dequeue.
+// newTestBatch returns an arena and a batch whose frames name distinct
+// buffers at the default offset, ready for Dequeue. The arena has twice
+// the buffers a batch names: transmit batches use the second half.
 func newTestBatch(t testing.TB) (*ring.Arena, *ring.Batch) {
 	t.Helper()
-	a, err := ring.NewArena(ring.ArenaConfig{Frames: 2 * ring.BatchSize, FrameSize: 2048, Headroom: 256})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := ring.NewBatch(a)
-	resetTestBatch(b)
-	return a, b
-}
-
-func resetTestBatch(b *ring.Batch) {
-	for i := range b.Frames {
-		b.Frames[i] = ring.Frame{Index: uint32(i), Offset: uint16(b.Arena().Headroom())}
-	}
-	b.N = 0
-}
-
-// fillBatch loads frames into b for Enqueue.
-func fillTestBatch(b *ring.Batch, frames ...[]byte) {
-	resetTestBatch(b)
-	for i, f := range frames {
-		n := copy(b.Room(i), f)
-		b.Frames[i].Len = uint16(n)
-	}
-	b.N = len(frames)
+	b := testutil.RxBatch(t, ring.ArenaConfig{Frames: 2 * ring.BatchSize, FrameSize: 2048, Headroom: 256})
+	return b.Arena(), b
 }
 
 func checkTestFrames(t testing.TB, b *ring.Batch, want [][]byte) {

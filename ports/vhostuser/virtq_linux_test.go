@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/xvswitch/xvs/internal/testutil"
 	"github.com/xvswitch/xvs/ring"
 )
 
@@ -93,7 +94,7 @@ func TestVirtqInterrupts(t *testing.T) {
 					for i := range frames {
 						frames[i] = testFrame(64, byte(i))
 					}
-					fillTestBatch(b, frames...)
+					testutil.Load(b, frames...)
 					n, err = q.Enqueue(b)
 				}
 				if n != 10 || err != nil {
@@ -108,10 +109,10 @@ func TestVirtqInterrupts(t *testing.T) {
 				// Nothing used: no signal. Nothing is left to dequeue, and
 				// no receive buffer to enqueue into.
 				if dir == "tx" {
-					resetTestBatch(b)
+					testutil.ResetRx(b)
 					n, err = q.Dequeue(b)
 				} else {
-					fillTestBatch(b, testFrame(64, 10))
+					testutil.Load(b, testFrame(64, 10))
 					n, err = q.Enqueue(b)
 				}
 				if n != 0 || err != nil {
@@ -162,7 +163,7 @@ func TestVirtqAllocs(t *testing.T) {
 			}
 			g.usedSeen = g.avail
 		}
-		fillTestBatch(b, frames...)
+		testutil.Load(b, frames...)
 		enq := func() {
 			for _, h := range rxHeads {
 				rx.g.putAvail(h)
@@ -176,7 +177,7 @@ func TestVirtqAllocs(t *testing.T) {
 		if a := testing.AllocsPerRun(100, enq); a != 0 {
 			t.Errorf("mergeable=%v: Enqueue: %v allocations per batch", mrg, a)
 		}
-		resetTestBatch(b)
+		testutil.ResetRx(b)
 		if a := testing.AllocsPerRun(100, deq); a != 0 {
 			t.Errorf("mergeable=%v: Dequeue: %v allocations per batch", mrg, a)
 		}
@@ -225,7 +226,7 @@ func TestVirtqConcurrent(t *testing.T) {
 			}()
 			_, b := newTestBatch(t)
 			for got := 0; got < total; {
-				resetTestBatch(b)
+				testutil.ResetRx(b)
 				n, err := q.Dequeue(b)
 				if err != nil {
 					t.Fatal(err)
@@ -310,7 +311,7 @@ func TestVirtqConcurrent(t *testing.T) {
 				for i := 0; i < 8 && sent+i < total; i++ {
 					frames = append(frames, testFrame(60+(sent+i)%600, byte(sent+i)))
 				}
-				fillTestBatch(b, frames...)
+				testutil.Load(b, frames...)
 				n, err := q.Enqueue(b)
 				if err != nil {
 					t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xvswitch/xvs/internal/testutil"
 	"github.com/xvswitch/xvs/ring"
 )
 
@@ -163,7 +164,7 @@ func TestVirtqTxBatchLimit(t *testing.T) {
 	if n, _ := q.Dequeue(b); n != 0 {
 		t.Fatalf("Dequeue into a full batch: %d", n)
 	}
-	resetTestBatch(b)
+	testutil.ResetRx(b)
 	n, err = q.Dequeue(b)
 	if err != nil || n != 100-(ring.BatchSize-10) {
 		t.Fatalf("second Dequeue: %d, %v", n, err)
@@ -222,7 +223,7 @@ func TestVirtqWrap(t *testing.T) {
 					g.putAvail(g.txChain(12, f, []int{12}, false))
 				}
 				g.publish()
-				resetTestBatch(b)
+				testutil.ResetRx(b)
 				n, err := q.Dequeue(b)
 				if err != nil || n != len(want) {
 					t.Fatalf("round %d: Dequeue %d, %v", round, n, err)
@@ -303,7 +304,7 @@ func TestVirtqRxNonMergeable(t *testing.T) {
 					bufs = append(bufs, bb)
 				}
 				g.publish()
-				fillTestBatch(b, frames...)
+				testutil.Load(b, frames...)
 				n, err := q.Enqueue(b)
 				if err != nil || n != len(frames) {
 					t.Fatalf("Enqueue: %d, %v", n, err)
@@ -349,7 +350,7 @@ func TestVirtqRxTooSmall(t *testing.T) {
 	h, bufs := g.rxChain([]int{12, 500}, false)
 	g.post(h)
 	small := testFrame(400, 9)
-	fillTestBatch(b, testFrame(1000, 8), small, testFrame(100, 7))
+	testutil.Load(b, testFrame(1000, 8), small, testFrame(100, 7))
 	n, err := q.Enqueue(b)
 	if err != nil || n != 2 {
 		t.Fatalf("Enqueue: %d, %v (want the big frame dropped, the small one delivered, the third without buffer)", n, err)
@@ -385,7 +386,7 @@ func TestVirtqRxMergeable(t *testing.T) {
 			if bufLen == 5 {
 				frames = frames[:2] // 1000 bytes in 5-byte buffers takes 203 of them
 			}
-			fillTestBatch(b, frames...)
+			testutil.Load(b, frames...)
 			n, err := q.Enqueue(b)
 			if err != nil || n != len(frames) {
 				t.Fatalf("Enqueue: %d, %v", n, err)
@@ -435,7 +436,7 @@ func TestVirtqRxNoBuffers(t *testing.T) {
 		g.putAvail(h)
 	}
 	g.publish()
-	fillTestBatch(b, testFrame(400, 1), testFrame(1500, 2), testFrame(60, 3))
+	testutil.Load(b, testFrame(400, 1), testFrame(1500, 2), testFrame(60, 3))
 	n, err := q.Enqueue(b)
 	if err != nil || n != 1 {
 		t.Fatalf("Enqueue: %d, %v", n, err)
@@ -452,7 +453,7 @@ func TestVirtqRxNoBuffers(t *testing.T) {
 		g.putAvail(h)
 	}
 	g.publish()
-	fillTestBatch(b, testFrame(1500, 2), testFrame(60, 3))
+	testutil.Load(b, testFrame(1500, 2), testFrame(60, 3))
 	if n, err := q.Enqueue(b); err != nil || n != 2 {
 		t.Fatalf("Enqueue: %d, %v", n, err)
 	}
@@ -460,7 +461,7 @@ func TestVirtqRxNoBuffers(t *testing.T) {
 		t.Fatalf("%d used, want 3+1", len(u))
 	}
 	// The last buffer, then nothing available at all.
-	fillTestBatch(b, testFrame(60, 4))
+	testutil.Load(b, testFrame(60, 4))
 	if n, err := q.Enqueue(b); err != nil || n != 1 {
 		t.Fatalf("Enqueue into the last buffer: %d, %v", n, err)
 	}
@@ -481,7 +482,7 @@ func TestVirtqNotify(t *testing.T) {
 		if g.usedFlags()&virtqUsedFNoNotify == 0 {
 			t.Fatal("busy queue: NO_NOTIFY not set")
 		}
-		resetTestBatch(b)
+		testutil.ResetRx(b)
 		if n, _ := q.Dequeue(b); n != 0 {
 			t.Fatal("frames from nowhere")
 		}
@@ -505,7 +506,7 @@ func TestVirtqNotify(t *testing.T) {
 		if n, _ := q.Dequeue(b); n != 5 || g.availEvent() != 0 {
 			t.Fatalf("busy: avail_event %d, want left at 0", g.availEvent())
 		}
-		resetTestBatch(b)
+		testutil.ResetRx(b)
 		q.Dequeue(b)
 		if g.availEvent() != 5 {
 			t.Fatalf("idle: avail_event %d, want 5", g.availEvent())
@@ -638,7 +639,7 @@ func TestVirtqFaults(t *testing.T) {
 			if tc.rx {
 				h, _ := g.rxChain([]int{2048}, false)
 				g.post(h, tc.bad(e))
-				fillTestBatch(b, good, testFrame(1500, 2))
+				testutil.Load(b, good, testFrame(1500, 2))
 				n, err = q.Enqueue(b)
 			} else {
 				g.post(g.txChain(12, good, nil, false), tc.bad(e))
@@ -676,7 +677,7 @@ func TestVirtqAvailJump(t *testing.T) {
 		var n int
 		var err error
 		if rx {
-			fillTestBatch(b, testFrame(60, 1))
+			testutil.Load(b, testFrame(60, 1))
 			n, err = q.Enqueue(b)
 		} else {
 			n, err = q.Dequeue(b)
@@ -724,7 +725,7 @@ func checkStopped(t *testing.T, q *Queue, err error, f Fault) {
 	if n, err2 := q.Dequeue(b); n != 0 || err2 != err {
 		t.Fatalf("Dequeue after stop: %d, %v", n, err2)
 	}
-	fillTestBatch(b, testFrame(60, 0))
+	testutil.Load(b, testFrame(60, 0))
 	if n, err2 := q.Enqueue(b); n != 0 || err2 != err {
 		t.Fatalf("Enqueue after stop: %d, %v", n, err2)
 	}

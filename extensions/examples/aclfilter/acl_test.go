@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/xvswitch/xvs/extensions/api"
-	"github.com/xvswitch/xvs/extensions/examples/internal/leaktest"
 	"github.com/xvswitch/xvs/extensions/examples/internal/logtest"
 	"github.com/xvswitch/xvs/extensions/sdk"
+	"github.com/xvswitch/xvs/internal/testutil"
 )
 
 // fakeHost stands in for *sdk.Host.
@@ -23,18 +23,6 @@ type fakeHost struct {
 
 func (h *fakeHost) Config() map[string]string { return h.config }
 func (h *fakeHost) Invalidate()               { h.invalidated.Add(1) }
-
-// waitFor polls cond for up to 5 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
 
 // writeRules writes a rules file and gives it a modification time of its
 // own, so that a change is seen even on file systems with coarse times. It
@@ -100,7 +88,7 @@ func TestStartConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			leaktest.Check(t)
+			testutil.CheckGoroutines(t)
 			a := &ACL{}
 			err := a.start(&fakeHost{config: tt.config}, &logtest.Log{})
 			if err == nil {
@@ -190,7 +178,7 @@ func TestFilterBeforeStartDrops(t *testing.T) {
 }
 
 func TestReload(t *testing.T) {
-	leaktest.Check(t)
+	testutil.CheckGoroutines(t)
 	a, h, l, path := startACL(t, "rules: [{action: deny, protocol: tcp, dport: 22}]")
 	ssh := tcp4(t, "10.0.0.1", "10.0.0.2", 40000, 22)
 	web := tcp4(t, "10.0.0.1", "10.0.0.2", 40000, 80)
@@ -204,7 +192,7 @@ func TestReload(t *testing.T) {
 
 	// A valid change: swapped in, and the switch told.
 	writeRules(t, path, "rules: [{action: deny, protocol: tcp, dport: 80}]\n")
-	waitFor(t, "the reload", func() bool { return h.invalidated.Load() == 1 })
+	testutil.Eventually(t, 5*time.Second, func() bool { return h.invalidated.Load() == 1 }, "the reload")
 	if s, w := verdicts(); s != sdk.ActionPass || w != sdk.ActionDrop {
 		t.Fatalf("after reload: ssh %v, web %v; want pass, drop", s, w)
 	}
@@ -214,7 +202,7 @@ func TestReload(t *testing.T) {
 
 	// An invalid change: logged with its line, the rules stay.
 	writeRules(t, path, "rules:\n  - action: deny\n    protocol: tcp\n    dport: eighty\n")
-	waitFor(t, "the reload error", func() bool { return a.Stats()["reload-errors"] == 1 })
+	testutil.Eventually(t, 5*time.Second, func() bool { return a.Stats()["reload-errors"] == 1 }, "the reload error")
 	if s, w := verdicts(); s != sdk.ActionPass || w != sdk.ActionDrop {
 		t.Fatalf("after a bad file: ssh %v, web %v; want the previous rules (pass, drop)", s, w)
 	}
@@ -229,7 +217,7 @@ func TestReload(t *testing.T) {
 
 	// Fixed: a new default and rules.
 	writeRules(t, path, "default: deny\nrules: [{action: allow, protocol: tcp, dport: 22}]\n")
-	waitFor(t, "the reload of the fixed file", func() bool { return h.invalidated.Load() == 2 })
+	testutil.Eventually(t, 5*time.Second, func() bool { return h.invalidated.Load() == 2 }, "the reload of the fixed file")
 	if s, w := verdicts(); s != sdk.ActionPass || w != sdk.ActionDrop {
 		t.Fatalf("after the fix: ssh %v, web %v; want pass, drop (by default deny)", s, w)
 	}
@@ -238,7 +226,7 @@ func TestReload(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the missing file error", func() bool { return a.Stats()["reload-errors"] == 2 })
+	testutil.Eventually(t, 5*time.Second, func() bool { return a.Stats()["reload-errors"] == 2 }, "the missing file error")
 	time.Sleep(30 * time.Millisecond)
 	if n := a.Stats()["reload-errors"]; n != 2 {
 		t.Errorf("reload-errors %d while the file is missing: want 2 (counted once)", n)
@@ -257,7 +245,7 @@ func TestReload(t *testing.T) {
 // written in place: no state it passes through is read until it stays for
 // a poll.
 func TestPollWaitsForWriter(t *testing.T) {
-	leaktest.Check(t)
+	testutil.CheckGoroutines(t)
 	// The ticker never fires: the test's polls are the only ones.
 	a, h, l, path := startACLPolling(t, "rules: [{action: deny, protocol: tcp, dport: 22}]", time.Hour)
 	stats := func() (reloads, errs uint64) {
@@ -297,13 +285,13 @@ func TestPollWaitsForWriter(t *testing.T) {
 }
 
 func TestReloadOnSIGHUP(t *testing.T) {
-	leaktest.Check(t)
+	testutil.CheckGoroutines(t)
 	a, h, _, _ := startACL(t, "rules: [{action: deny, protocol: tcp, dport: 22}]")
 	// The file is unchanged: only SIGHUP makes it reload.
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the reload on SIGHUP", func() bool { return h.invalidated.Load() == 1 })
+	testutil.Eventually(t, 5*time.Second, func() bool { return h.invalidated.Load() == 1 }, "the reload on SIGHUP")
 	if n := a.Stats()["reloads"]; n != 1 {
 		t.Errorf("reloads %d, want 1", n)
 	}

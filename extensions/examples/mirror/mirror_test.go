@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/xvswitch/xvs/extensions/api"
-	"github.com/xvswitch/xvs/extensions/examples/internal/leaktest"
 	"github.com/xvswitch/xvs/extensions/examples/internal/logtest"
 	"github.com/xvswitch/xvs/extensions/sdk"
+	"github.com/xvswitch/xvs/internal/testutil"
 )
 
 // fakeHost stands in for *sdk.Host; its ports can change under the
@@ -193,7 +193,7 @@ func TestMonitorAppearsLater(t *testing.T) {
 }
 
 func TestMonitorChanges(t *testing.T) {
-	leaktest.Check(t)
+	testutil.CheckGoroutines(t)
 	mr, h := startMirror(t, vm1, ids)
 	m := ingress(vm1.Index, 5001)
 	if got := mr.Forward(m, nil); !slices.Equal(got.Ports, []uint16{7}) {
@@ -204,7 +204,7 @@ func TestMonitorChanges(t *testing.T) {
 	// a frame, and the switch forgets verdicts naming index 7.
 	moved := sdk.Port{Index: 9, Name: "ids", VSID: 5001}
 	h.setPorts(vm1, moved)
-	waitFor(t, "the invalidation after the move", func() bool { return h.invalidated.Load() == 1 })
+	testutil.Eventually(t, 5*time.Second, func() bool { return h.invalidated.Load() == 1 }, "the invalidation after the move")
 	if got := mr.Forward(m, nil); !slices.Equal(got.Ports, []uint16{9}) {
 		t.Fatalf("after the move: %+v, want the monitor port 9", got)
 	}
@@ -217,7 +217,7 @@ func TestMonitorChanges(t *testing.T) {
 
 	// Gone: the switch is told, and frames are no longer mirrored.
 	h.setPorts(vm1)
-	waitFor(t, "the invalidation after the removal", func() bool { return h.invalidated.Load() == 2 })
+	testutil.Eventually(t, 5*time.Second, func() bool { return h.invalidated.Load() == 2 }, "the invalidation after the removal")
 	if got, want := mr.Forward(m, nil), (sdk.Destinations{Default: true, NoCache: true}); !equalDest(got, want) {
 		t.Fatalf("after the removal: %+v, want %+v", got, want)
 	}
@@ -240,16 +240,5 @@ func TestForwardRightAway(t *testing.T) {
 	}
 	if n := h.invalidated.Load(); n != 1 {
 		t.Errorf("%d invalidations, want 1", n)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

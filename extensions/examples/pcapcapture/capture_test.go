@@ -19,9 +19,9 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/xvswitch/xvs/extensions/api"
-	"github.com/xvswitch/xvs/extensions/examples/internal/leaktest"
 	"github.com/xvswitch/xvs/extensions/examples/internal/logtest"
 	"github.com/xvswitch/xvs/extensions/sdk"
+	"github.com/xvswitch/xvs/internal/testutil"
 )
 
 // fakeHost stands in for *sdk.Host.
@@ -136,7 +136,7 @@ func captureFiles(t *testing.T, dir, prefix string) []string {
 var t0 = time.Date(2025, 3, 4, 5, 6, 7, 123456789, time.UTC)
 
 func TestCaptureReadBack(t *testing.T) {
-	leaktest.Check(t)
+	testutil.CheckGoroutines(t)
 	c, dir, _ := startCapture(t, nil, nil)
 	type sent struct {
 		meta  sdk.Meta
@@ -373,7 +373,7 @@ func TestStartErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			leaktest.Check(t)
+			testutil.CheckGoroutines(t)
 			c := &Capture{}
 			err := c.start(&fakeHost{config: tt.kv}, &logtest.Log{})
 			if err == nil {
@@ -407,7 +407,7 @@ func (f *flakyFile) Write(b []byte) (int, error) {
 func (f *flakyFile) Close() error { return f.f.Close() }
 
 func TestWriteErrors(t *testing.T) {
-	leaktest.Check(t)
+	testutil.CheckGoroutines(t)
 	var fail atomic.Bool
 	c, dir, l := startCapture(t, nil, func(c *Capture) {
 		c.flushEvery = 5 * time.Millisecond
@@ -426,12 +426,8 @@ func TestWriteErrors(t *testing.T) {
 	meta := &sdk.Meta{Time: t0, OrigLen: 100, InPort: 1}
 	waitStat := func(key string, min uint64) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for c.Stats()[key] < min {
-			if time.Now().After(deadline) {
-				t.Fatalf("stats %v: waited for %s >= %d", c.Stats(), key, min)
-			}
-			time.Sleep(time.Millisecond)
+		if !testutil.Poll(5*time.Second, func() bool { return c.Stats()[key] >= min }) {
+			t.Fatalf("stats %v: waited for %s >= %d", c.Stats(), key, min)
 		}
 	}
 

@@ -5,20 +5,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"testing"
 
 	"github.com/cilium/ebpf"
 
 	"github.com/xvswitch/xvs/cmd/xvs-pktgen/internal/frame"
+	"github.com/xvswitch/xvs/internal/testutil"
 )
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (BPF programs, XDP, network namespaces)")
-	}
-}
 
 func testFrameConfig(flows int, vary frame.Fields) frame.Config {
 	return frame.Config{
@@ -51,7 +44,7 @@ func runOnce(t *testing.T, prog *ebpf.Program, in []byte) (uint32, []byte) {
 // i % flows, whatever frame the page held before (the kernel recycles
 // pages without resetting them).
 func TestTxProgramMatchesFrame(t *testing.T) {
-	requireRoot(t)
+	testutil.NeedRoot(t, "BPF programs, XDP, network namespaces")
 	for _, tc := range []struct {
 		flows int
 		vary  frame.Fields
@@ -92,7 +85,7 @@ func TestTxProgramMatchesFrame(t *testing.T) {
 }
 
 func TestSinkProgramCounts(t *testing.T) {
-	requireRoot(t)
+	testutil.NeedRoot(t, "BPF programs, XDP, network namespaces")
 	stats, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: sinkStatsSize, MaxEntries: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +148,7 @@ func TestSinkProgramCounts(t *testing.T) {
 // Ethernet addresses swapped, passes other frames to the stack, and once
 // stopped drops generator frames and counts them.
 func TestReflectorProgram(t *testing.T) {
-	requireRoot(t)
+	testutil.NeedRoot(t, "BPF programs, XDP, network namespaces")
 	stats, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: sinkStatsSize, MaxEntries: 1})
 	if err != nil {
 		t.Fatal(err)
