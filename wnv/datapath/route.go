@@ -99,7 +99,9 @@ func (m *Module) routeFrame(in *Port, gw wnv.MAC, f *ring.Frame, d []byte, v *Ve
 		return
 	}
 	if rec.Rule == wnv.RuleRewrite {
-		m.rewriteOut(f, d, ip4, fe.srcRec, rec, v)
+		if r, mtu := m.rewriteOut(f, d, ip4, fe.srcRec, rec, v); r == encapTooBig {
+			m.tooBig(in, srcMAC, ip4, nil, mtu)
+		}
 		return
 	}
 	if !fe.encapOK || fe.encap.neighVer != m.prov.neigh.ver.Load() {

@@ -120,30 +120,32 @@ func (m *Module) nextHopMAC(up *Port, srcPA, pa netip.Addr) ([6]byte, bool) {
 // rewriteOut sends a routed IPv4 frame to a record with the rewrite rule
 // (HNV TranslationMethodNat): source CA -> the source VM's own PA,
 // destination CA -> the destination's PA, checksums updated incrementally,
-// no encapsulation. Both records must be rewrite records.
-func (m *Module) rewriteOut(f *ring.Frame, d []byte, ip header.IPv4, srcRec, dstRec *wnv.LookupRecord, v *Verdict) {
+// no encapsulation. Both records must be rewrite records. A frame larger
+// than the uplink's MTU is mtu (encapTooBig: the caller answers it).
+func (m *Module) rewriteOut(f *ring.Frame, d []byte, ip header.IPv4, srcRec, dstRec *wnv.LookupRecord, v *Verdict) (encapResult, int) {
 	if ip == nil || srcRec.Rule != wnv.RuleRewrite || !srcRec.PA.Is4() || !dstRec.PA.Is4() {
 		m.drop(v, DropNoPolicy) // rewrite needs IPv4 and rewrite records at both ends
-		return
+		return encapDropped, 0
 	}
 	up, srcPA, _ := m.uplinkPort()
 	if up == nil {
 		m.drop(v, DropNoUplink)
-		return
+		return encapDropped, 0
 	}
-	if int(f.Len)-header.EthernetHeaderLen > up.Dev.MTU() {
+	if mtu := up.Dev.MTU(); int(f.Len)-header.EthernetHeaderLen > mtu {
 		m.drop(v, DropMTU)
-		return
+		return encapTooBig, mtu
 	}
 	mac, ok := m.nextHopMAC(up, srcPA, dstRec.PA)
 	if !ok {
 		m.hold(f, dstRec.PA, dstRec, srcRec, 0, v)
-		return
+		return encapDropped, 0
 	}
 	ip.SetAddrs(srcRec.PA.As4(), dstRec.PA.As4())
 	copy(d[0:6], mac[:])
 	copy(d[6:12], up.Dev.MAC())
 	v.Action, v.Port = Send, up.Index
+	return encapSent, 0
 }
 
 // Frames waiting for a provider next hop's MAC: at most MaxPending per
