@@ -43,6 +43,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzFrame$$' -fuzztime $(FUZZTIME) ./header/
 	$(GO) test -run '^$$' -fuzz '^FuzzIPv4Rewrite$$' -fuzztime $(FUZZTIME) ./header/
 	$(GO) test -run '^$$' -fuzz '^FuzzNVGRE$$' -fuzztime $(FUZZTIME) ./header/
+	$(GO) test -run '^$$' -fuzz '^FuzzFiveTuple$$' -fuzztime $(FUZZTIME) ./header/
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./wnv/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) ./wnv/
 	$(GO) test -run '^$$' -fuzz '^FuzzMakeFlowKey$$' -fuzztime $(FUZZTIME) ./extensions/
