@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/xvswitch/xvs/header"
 	"github.com/xvswitch/xvs/ports"
 	"github.com/xvswitch/xvs/ring"
 )
@@ -21,7 +22,7 @@ const (
 	// MinMTU and MaxMTU bound Config.MTU (IPv4's minimum; the largest
 	// frame, 65535, less the Ethernet header).
 	MinMTU = 68
-	MaxMTU = 65535 - ethHdrLen
+	MaxMTU = 65535 - header.EthernetHeaderLen
 	// maxDevLen is IFNAMSIZ less the terminating NUL.
 	maxDevLen = 15
 )
@@ -244,7 +245,7 @@ func (p *Port) Receive(b *ring.Batch) (int, error) {
 				// the frame by at least one byte.
 				drops[dropTooBig]++
 				continue
-			case flen < ethHdrLen:
+			case flen < header.EthernetHeaderLen:
 				drops[dropMalformed]++
 				continue
 			}
@@ -290,7 +291,7 @@ func (p *Port) Transmit(b *ring.Batch) (int, error) {
 		return 0, ports.ErrPortClosed
 	}
 	nq := uint32(len(p.fds))
-	maxLen := p.mtu + ethHdrLen + ethVLANLen
+	maxLen := p.mtu + header.EthernetHeaderLen + header.VLANTagLen
 	var frames, bytes uint64
 	var drops [numDropReasons]uint64
 	i := 0
@@ -302,7 +303,7 @@ loop:
 			drops[dropTooBig]++
 			i++
 			continue
-		case len(data) < ethHdrLen:
+		case len(data) < header.EthernetHeaderLen:
 			drops[dropMalformed]++
 			i++
 			continue
