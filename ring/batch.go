@@ -9,7 +9,7 @@ type Meta struct {
 	InPort uint16 // index of the ingress port in the switch
 	Fwd    uint16 // a forwarding extension's decision for this batch (worker-private), 0: none
 	VSID   uint32 // virtual subnet ID, 0 = non-virtualized
-	Hash   uint32 // flow hash, 0 until computed
+	Hash   uint32 // flow hash: 0 until computed; header.FlowHash computes it (never 0)
 	// Flow names the flow an extension's filter found the frame in on
 	// ingress (a tag unique among one worker's cached flows; 0: none), so
 	// that a filter on egress can find the frame's verdict without

@@ -282,8 +282,10 @@ func (p *Port) Receive(b *ring.Batch) (int, error) {
 
 // Transmit implements ports.Port. It writes b.Frames[:b.N] in order, one
 // writev each, and returns how many it consumed: it stops early only when a
-// queue is full (EAGAIN). It does not allocate and never writes to the
-// batch's buffers.
+// queue is full (EAGAIN). With several queues a frame goes to queue
+// Meta.Hash mod Queues; a frame whose Hash is 0 (not computed) gets
+// header.FlowHash of its bytes, written into its Meta. It does not
+// allocate and never writes to the batch's buffers.
 func (p *Port) Transmit(b *ring.Batch) (int, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -310,7 +312,11 @@ loop:
 		}
 		fd := p.fds[0]
 		if nq > 1 {
-			fd = p.fds[b.Frames[i].Hash%nq]
+			f := &b.Frames[i]
+			if f.Hash == 0 {
+				f.Hash = header.FlowHash(data)
+			}
+			fd = p.fds[f.Hash%nq]
 		}
 		p.txIov[1] = data
 		switch writeQueue(fd, p.txIov[:]) {
