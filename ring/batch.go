@@ -58,18 +58,6 @@ func (b *Batch) Room(i int) []byte {
 // Headroom is the space in front of frame i's bytes.
 func (b *Batch) Headroom(i int) int { return int(b.Frames[i].Offset) }
 
-// Prepend grows frame i by n bytes at the front, in place, and returns the
-// new bytes. ok is false when the headroom is too small.
-func (b *Batch) Prepend(i, n int) (hdr []byte, ok bool) {
-	f := &b.Frames[i]
-	if n < 0 || int(f.Offset) < n {
-		return nil, false
-	}
-	f.Offset -= uint16(n)
-	f.Len += uint16(n)
-	return b.Data(i)[:n], true
-}
-
 // Add appends a descriptor; ok is false when the batch is full.
 func (b *Batch) Add(f Frame) bool {
 	if b.N == BatchSize {
