@@ -18,12 +18,12 @@ func FlowHash(frame []byte) uint32 {
 	if len(frame) < EthernetHeaderLen {
 		return finish(mix(0, uint64(len(frame))))
 	}
-	if t, err := ReadFiveTuple(frame); err == nil && t.info&tupleTagged == 0 {
+	if t, err := ReadFiveTuple(frame); err == nil && !t.Tagged() {
 		switch a := t.addrs; len(a) {
 		case 8:
 			h := mix(4, binary.BigEndian.Uint64(a))
 			h = mix(h, uint64(t.Protocol()))
-			if t.info&tupleFragment == 0 {
+			if !t.Fragment() {
 				h = mix(h, t.ports())
 			}
 			return finish(h)
