@@ -5,6 +5,7 @@ import (
 	"math/bits"
 
 	"github.com/xvswitch/xvs/extensions/api"
+	"github.com/xvswitch/xvs/header"
 	"github.com/xvswitch/xvs/ring"
 )
 
@@ -19,53 +20,66 @@ type FlowKey struct {
 	Dst   [2]uint64
 }
 
-const (
-	etherIPv4 = 0x0800
-	etherIPv6 = 0x86DD
-)
-
-// MakeFlowKey fills k from a frame (at least 14 bytes) and its metadata.
-// It reads only within frame: truncated headers give a key of what is
-// there.
+// MakeFlowKey fills k from a frame and its metadata (a frame shorter than
+// an Ethernet header gets a key of its metadata alone). The flow is read
+// by header.ReadFiveTuple. An untagged IPv4 or IPv6 frame
+// is keyed by its addresses, its protocol, and its TCP/UDP/SCTP ports or
+// ICMP/ICMPv6 type and code (none for a fragment other than the first).
+// Any other frame is keyed by its MAC addresses: not IP, 802.1Q-tagged, or
+// with an IP version or header length that does not hold together.
+//
+// The key is of what the frame holds: the ports are read where the IP
+// header puts them even when the packet's length field disagrees with the
+// frame (TransportWord, not Ports). RunKey masks the length field, and
+// frames with equal run keys must have equal flow keys. A filter that
+// needs a well-formed packet checks it and does not let its verdict be
+// cached for a malformed one (the aclfilter example).
 func MakeFlowKey(k *FlowKey, frame []byte, vsid uint32, dir api.Direction, in, out uint16) {
-	et := uint64(binary.BigEndian.Uint16(frame[12:14]))
+	// The metadata goes into k first: fewer values live across the call.
+	k.Meta, k.Ports = uint64(vsid)<<32|uint64(dir)<<24, uint64(in)<<48|uint64(out)<<32
+	t, _ := header.ReadFiveTuple(frame) // a length error leaves the tuple: see above
+	et, a := uint64(t.EtherType()), t.Addrs()
+	if t.Tagged() {
+		et, a = header.EtherTypeVLAN, nil
+	}
 	var proto, sport, dport uint64
-	k.Src, k.Dst = [2]uint64{}, [2]uint64{}
-	switch {
-	case et == etherIPv4 && len(frame) >= 34:
-		ihl := int(frame[14]&0x0f) * 4
-		proto = uint64(frame[23])
-		k.Src[0] = uint64(binary.LittleEndian.Uint32(frame[26:30]))
-		k.Dst[0] = uint64(binary.LittleEndian.Uint32(frame[30:34]))
-		// transport ports only in a first (or unfragmented) fragment
-		if l4 := 14 + ihl; ihl >= 20 && binary.BigEndian.Uint16(frame[20:22])&0x1fff == 0 && len(frame) >= l4+4 {
-			sport, dport = l4ports(proto, frame[l4:])
-		}
-	case et == etherIPv6 && len(frame) >= 54:
-		proto = uint64(frame[20])
-		k.Src[0] = binary.LittleEndian.Uint64(frame[22:30])
-		k.Src[1] = binary.LittleEndian.Uint64(frame[30:38])
-		k.Dst[0] = binary.LittleEndian.Uint64(frame[38:46])
-		k.Dst[1] = binary.LittleEndian.Uint64(frame[46:54])
-		if len(frame) >= 58 {
-			sport, dport = l4ports(proto, frame[54:])
-		}
+	switch len(a) {
+	case 8:
+		k.Src[0], k.Src[1] = uint64(binary.LittleEndian.Uint32(a[0:4])), 0
+		k.Dst[0], k.Dst[1] = uint64(binary.LittleEndian.Uint32(a[4:8])), 0
+	case 32:
+		k.Src[0], k.Src[1] = binary.LittleEndian.Uint64(a[0:8]), binary.LittleEndian.Uint64(a[8:16])
+		k.Dst[0], k.Dst[1] = binary.LittleEndian.Uint64(a[16:24]), binary.LittleEndian.Uint64(a[24:32])
 	default:
+		k.setMACs(frame)
+	}
+	if a != nil {
+		proto = uint64(t.Protocol())
+		if w, ok := t.TransportWord(); ok {
+			sport, dport = l4ports(proto, w)
+		}
+	}
+	k.Meta |= proto<<16 | et
+	k.Ports |= sport<<16 | dport
+}
+
+// setMACs keys a frame by its source and destination MAC addresses.
+func (k *FlowKey) setMACs(frame []byte) {
+	k.Src[0], k.Src[1], k.Dst[0], k.Dst[1] = 0, 0, 0, 0
+	if len(frame) >= header.EthernetHeaderLen {
 		k.Src[0] = uint64(binary.BigEndian.Uint32(frame[6:10]))<<16 | uint64(binary.BigEndian.Uint16(frame[10:12]))
 		k.Dst[0] = uint64(binary.BigEndian.Uint32(frame[0:4]))<<16 | uint64(binary.BigEndian.Uint16(frame[4:6]))
 	}
-	k.Meta = uint64(vsid)<<32 | uint64(dir)<<24 | proto<<16 | et
-	k.Ports = uint64(in)<<48 | uint64(out)<<32 | sport<<16 | dport
 }
 
-// l4ports returns TCP/UDP/SCTP ports, or ICMP type and code, from b (at
-// least 4 bytes).
-func l4ports(proto uint64, b []byte) (uint64, uint64) {
+// l4ports returns TCP/UDP/SCTP ports, or ICMP type and code, from the
+// first word of the transport header.
+func l4ports(proto uint64, w uint32) (uint64, uint64) {
 	switch proto {
-	case 6, 17, 132:
-		return uint64(binary.BigEndian.Uint16(b[0:2])), uint64(binary.BigEndian.Uint16(b[2:4]))
-	case 1, 58:
-		return uint64(b[0]), uint64(b[1])
+	case header.ProtocolTCP, header.ProtocolUDP, header.ProtocolSCTP:
+		return uint64(w >> 16), uint64(w & 0xffff)
+	case header.ProtocolICMP, header.ProtocolICMPv6:
+		return uint64(w >> 24), uint64(w >> 16 & 0xff)
 	}
 	return 0, 0
 }

@@ -5,11 +5,12 @@ import (
 	"testing"
 
 	"github.com/xvswitch/xvs/extensions/api"
+	"github.com/xvswitch/xvs/header"
 )
 
 func ipv4UDP(sport, dport uint16, frag uint16) []byte {
 	f := make([]byte, 60)
-	binary.BigEndian.PutUint16(f[12:], etherIPv4)
+	binary.BigEndian.PutUint16(f[12:], header.EtherTypeIPv4)
 	f[14], f[23] = 0x45, 17
 	binary.BigEndian.PutUint16(f[20:], frag)
 	copy(f[26:], []byte{10, 0, 0, 1, 10, 0, 0, 2})
@@ -20,7 +21,7 @@ func ipv4UDP(sport, dport uint16, frag uint16) []byte {
 
 func ipv6TCP(sport, dport uint16) []byte {
 	f := make([]byte, 74)
-	binary.BigEndian.PutUint16(f[12:], etherIPv6)
+	binary.BigEndian.PutUint16(f[12:], header.EtherTypeIPv6)
 	f[14], f[20] = 0x60, 6
 	f[22+15], f[38+15] = 1, 2
 	binary.BigEndian.PutUint16(f[54:], sport)
@@ -70,6 +71,49 @@ func TestMakeFlowKey(t *testing.T) {
 	MakeFlowKey(&b, ipv4UDP(1, 2, 0), 5002, api.Ingress, 1, api.NoPort)
 	if a == b {
 		t.Error("the VSID is not in the key")
+	}
+}
+
+// TestMakeFlowKeyReads: what the key holds of frames beyond plain UDP and
+// TCP, as header.ReadFiveTuple reads them.
+func TestMakeFlowKeyReads(t *testing.T) {
+	edit := func(f []byte, fn func(f []byte)) []byte { fn(f); return f }
+	icmp := edit(ipv4UDP(0, 0, 0), func(f []byte) { f[23], f[34], f[35] = header.ProtocolICMP, 8, 0 })
+	opts := edit(make([]byte, 64), func(f []byte) {
+		copy(f, ipv4UDP(0, 0, 0)[:34])
+		f[14] = 0x46 // four bytes of options
+		binary.BigEndian.PutUint16(f[38:], 1000)
+		binary.BigEndian.PutUint16(f[40:], 53)
+	})
+	tagged := append(append(append([]byte(nil), ipv4UDP(1000, 53, 0)[:12]...), 0x81, 0, 0, 7), ipv4UDP(1000, 53, 0)[12:]...)
+	for _, tc := range []struct {
+		name         string
+		frame        []byte
+		et, proto    uint64
+		sport, dport uint64
+		byMAC        bool
+	}{
+		{"icmp type and code", icmp, header.EtherTypeIPv4, header.ProtocolICMP, 8, 0, false},
+		{"ports after ipv4 options", opts, header.EtherTypeIPv4, header.ProtocolUDP, 1000, 53, false},
+		{"802.1Q tagged: by MACs", tagged, header.EtherTypeVLAN, 0, 0, 0, true},
+		{"ipv4 version 6: by MACs", edit(ipv4UDP(1000, 53, 0), func(f []byte) { f[14] = 0x65 }), header.EtherTypeIPv4, 0, 0, 0, true},
+		{"ipv4 header length 16: by MACs", edit(ipv4UDP(1000, 53, 0), func(f []byte) { f[14] = 0x44 }), header.EtherTypeIPv4, 0, 0, 0, true},
+		{"shorter than ethernet", make([]byte, 10), 0, 0, 0, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var k FlowKey
+			MakeFlowKey(&k, tc.frame, 5001, api.Ingress, 3, 4)
+			if k.Meta&0xffff != tc.et || k.Meta>>16&0xff != tc.proto || k.Ports>>16&0xffff != tc.sport || k.Ports&0xffff != tc.dport {
+				t.Errorf("key %+v: want ethertype %#x, protocol %d, ports %d %d", k, tc.et, tc.proto, tc.sport, tc.dport)
+			}
+			var mac [2]uint64
+			if len(tc.frame) >= 14 {
+				mac[0] = uint64(binary.BigEndian.Uint32(tc.frame[6:10]))<<16 | uint64(binary.BigEndian.Uint16(tc.frame[10:12]))
+			}
+			if byMAC := k.Src == mac; byMAC != tc.byMAC {
+				t.Errorf("keyed by MAC %v, want %v: %+v", byMAC, tc.byMAC, k)
+			}
+		})
 	}
 }
 

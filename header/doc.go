@@ -42,6 +42,15 @@
 // inner frame inside the outer one, so decapsulation moves no bytes
 // either.
 //
+// # Flows
+//
+// ReadFiveTuple is the one reader of a frame's flow in xvs: the IP
+// addresses, the protocol and the TCP/UDP/SCTP ports (or ICMP type and
+// code), behind at most one 802.1Q tag. FlowHash (ECMP, the NVGRE FlowID,
+// a port's transmit queue), the extensions' flow key and the example ACL
+// filter all start from it, so they agree on what a flow is. Its tuple
+// aliases the frame, like a view.
+//
 // # Checksums
 //
 // Rewrites update checksums incrementally (RFC 1624): the IPv4 header

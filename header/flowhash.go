@@ -3,47 +3,43 @@ package header
 import "encoding/binary"
 
 // FlowHash returns a deterministic 32-bit hash of the flow an Ethernet
-// frame belongs to, for ECMP and the NVGRE FlowID: the addresses,
-// protocol and TCP/UDP/SCTP ports of an IPv4 or IPv6 packet, or the MAC
+// frame belongs to, for ECMP, the NVGRE FlowID and the choice of a port's
+// transmit queue (ring.Meta.Hash): the addresses, protocol and TCP/UDP/SCTP
+// ports of an IPv4 or IPv6 packet (as ReadFiveTuple reads them), or the MAC
 // addresses and EtherType of anything else. All fragments of an IPv4
 // datagram hash alike (ports are used only for unfragmented packets); IPv6
 // extension headers are not walked (their packets hash on addresses and
-// next header). A VLAN-tagged frame hashes on its MACs and TPID. Any input
-// is safe; it allocates nothing. The hash is not keyed: it spreads flows,
-// it does not resist an adversary choosing them.
+// next header). A VLAN-tagged frame, and a frame whose IP headers do not
+// hold together, hashes on its MACs and EtherType (the TPID if tagged). Any
+// input is safe; it allocates nothing. It never returns 0, so that 0 can
+// mean "not computed yet". The hash is not keyed: it spreads flows, it does
+// not resist an adversary choosing them.
 func FlowHash(frame []byte) uint32 {
-	e := Ethernet(frame)
-	if !e.IsValid() {
+	if len(frame) < EthernetHeaderLen {
 		return finish(mix(0, uint64(len(frame))))
 	}
-	switch e.Type() {
-	case EtherTypeIPv4:
-		ip, err := ParseIPv4(frame[EthernetHeaderLen:])
-		if err != nil {
-			break
+	if t, err := ReadFiveTuple(frame); err == nil && !t.Tagged() {
+		switch a := t.addrs; len(a) {
+		case 8:
+			h := mix(4, binary.BigEndian.Uint64(a))
+			h = mix(h, uint64(t.Protocol()))
+			if !t.Fragment() {
+				h = mix(h, t.ports())
+			}
+			return finish(h)
+		case 32:
+			h := mix(6, binary.BigEndian.Uint64(a[0:8]))
+			h = mix(h, binary.BigEndian.Uint64(a[8:16]))
+			h = mix(h, binary.BigEndian.Uint64(a[16:24]))
+			h = mix(h, binary.BigEndian.Uint64(a[24:32]))
+			h = mix(h, uint64(t.Protocol()))
+			h = mix(h, t.ports())
+			return finish(h)
 		}
-		h := mix(4, uint64(binary.BigEndian.Uint32(ip[12:16]))<<32|uint64(binary.BigEndian.Uint32(ip[16:20])))
-		h = mix(h, uint64(ip.Protocol()))
-		if !ip.IsFragment() {
-			h = mix(h, ports(ip.Protocol(), ip.Payload()))
-		}
-		return finish(h)
-	case EtherTypeIPv6:
-		ip, err := ParseIPv6(frame[EthernetHeaderLen:])
-		if err != nil {
-			break
-		}
-		h := mix(6, binary.BigEndian.Uint64(ip[8:16]))
-		h = mix(h, binary.BigEndian.Uint64(ip[16:24]))
-		h = mix(h, binary.BigEndian.Uint64(ip[24:32]))
-		h = mix(h, binary.BigEndian.Uint64(ip[32:40]))
-		h = mix(h, uint64(ip.NextHeader()))
-		h = mix(h, ports(ip.NextHeader(), ip.Payload()))
-		return finish(h)
 	}
 	h := mix(2, uint64(binary.BigEndian.Uint16(frame[0:2]))<<32|uint64(binary.BigEndian.Uint32(frame[2:6])))
 	h = mix(h, uint64(binary.BigEndian.Uint16(frame[6:8]))<<32|uint64(binary.BigEndian.Uint32(frame[8:12])))
-	h = mix(h, uint64(e.Type()))
+	h = mix(h, uint64(binary.BigEndian.Uint16(frame[12:14])))
 	return finish(h)
 }
 
@@ -56,13 +52,10 @@ func FlowID(inner []byte) uint8 {
 }
 
 // ports returns the source and destination ports of a TCP, UDP or SCTP
-// header at the start of p, or 0.
-func ports(proto uint8, p []byte) uint64 {
-	switch proto {
-	case ProtocolTCP, ProtocolUDP, ProtocolSCTP:
-		if len(p) >= 4 {
-			return uint64(binary.BigEndian.Uint32(p[0:4]))
-		}
+// packet as one word, or 0.
+func (t FiveTuple) ports() uint64 {
+	if t.info&tupleL4Packet != 0 && HasPorts(t.Protocol()) {
+		return uint64(t.l4)
 	}
 	return 0
 }
@@ -74,12 +67,16 @@ func mix(h, v uint64) uint64 {
 	return h ^ h>>29
 }
 
-// finish is the murmur3 64-bit finaliser, truncated to 32 bits.
+// finish is the murmur3 64-bit finaliser, truncated to 32 bits, with 0
+// mapped to 1: FlowHash never returns 0.
 func finish(h uint64) uint32 {
 	h ^= h >> 33
 	h *= 0xff51afd7ed558ccd
 	h ^= h >> 33
 	h *= 0xc4ceb9fe1a85ec53
 	h ^= h >> 33
+	if uint32(h) == 0 {
+		return 1
+	}
 	return uint32(h)
 }

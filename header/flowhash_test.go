@@ -84,3 +84,17 @@ func TestFlowIDSpread(t *testing.T) {
 		}
 	}
 }
+
+// TestFlowHashNotZero: a port reads Meta.Hash 0 as "not computed", so
+// FlowHash never returns it. The murmur3 finaliser of this flow (found by
+// search) truncates to 0; FlowHash returns 1 instead.
+func TestFlowHashNotZero(t *testing.T) {
+	if h := FlowHash(udpFrame(a4("10.212.209.238"), a4("10.0.0.2"), 1174, 2000)); h != 1 {
+		t.Fatalf("FlowHash = %#x, want 1 (0 mapped to 1)", h)
+	}
+	for n := range EthernetHeaderLen {
+		if FlowHash(make([]byte, n)) == 0 {
+			t.Fatalf("FlowHash of %d bytes is 0", n)
+		}
+	}
+}

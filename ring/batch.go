@@ -9,7 +9,7 @@ type Meta struct {
 	InPort uint16 // index of the ingress port in the switch
 	Fwd    uint16 // a forwarding extension's decision for this batch (worker-private), 0: none
 	VSID   uint32 // virtual subnet ID, 0 = non-virtualized
-	Hash   uint32 // flow hash, 0 until computed
+	Hash   uint32 // flow hash: 0 until computed; header.FlowHash computes it (never 0)
 	// Flow names the flow an extension's filter found the frame in on
 	// ingress (a tag unique among one worker's cached flows; 0: none), so
 	// that a filter on egress can find the frame's verdict without
@@ -57,18 +57,6 @@ func (b *Batch) Room(i int) []byte {
 
 // Headroom is the space in front of frame i's bytes.
 func (b *Batch) Headroom(i int) int { return int(b.Frames[i].Offset) }
-
-// Prepend grows frame i by n bytes at the front, in place, and returns the
-// new bytes. ok is false when the headroom is too small.
-func (b *Batch) Prepend(i, n int) (hdr []byte, ok bool) {
-	f := &b.Frames[i]
-	if n < 0 || int(f.Offset) < n {
-		return nil, false
-	}
-	f.Offset -= uint16(n)
-	f.Len += uint16(n)
-	return b.Data(i)[:n], true
-}
 
 // Add appends a descriptor; ok is false when the batch is full.
 func (b *Batch) Add(f Frame) bool {

@@ -9,8 +9,7 @@
 // A [Pool] hands out and takes back buffer indexes without allocating. A
 // [Batch] is the unit every stage of the switch works on: up to [BatchSize]
 // frame descriptors, each with offset, length and metadata (ingress port,
-// VSID, flow hash). An [SPSC] ring moves descriptors between exactly one
-// producer goroutine and one consumer goroutine without locks.
+// VSID, flow hash).
 //
 // Ownership: the Arena belongs to whoever created it (a switch worker) and
 // lives until that owner is closed. A Pool and a Batch are used by one

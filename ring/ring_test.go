@@ -2,7 +2,6 @@ package ring
 
 import (
 	"errors"
-	"fmt"
 	"testing"
 )
 
@@ -83,7 +82,7 @@ func TestPoolGetPut(t *testing.T) {
 	}
 }
 
-func TestBatchPrependAndRoom(t *testing.T) {
+func TestBatchRoom(t *testing.T) {
 	a, _ := NewArena(ArenaConfig{Frames: 2, FrameSize: 512, Headroom: 128})
 	b := NewBatch(a)
 	if !b.Add(Frame{Index: 1, Offset: 128}) {
@@ -95,71 +94,12 @@ func TestBatchPrependAndRoom(t *testing.T) {
 	}
 	copy(room, "payload")
 	b.Frames[0].Len = 7
-	hdr, ok := b.Prepend(0, 42)
-	if !ok || len(hdr) != 42 {
-		t.Fatalf("Prepend(42) = %d bytes, %v", len(hdr), ok)
-	}
-	if got := string(b.Data(0)[42:]); got != "payload" {
-		t.Fatalf("payload after prepend = %q", got)
-	}
-	if _, ok := b.Prepend(0, 87); ok {
-		t.Fatal("Prepend beyond the headroom succeeded")
+	if got := string(b.Data(0)); got != "payload" {
+		t.Fatalf("Data after writing into Room = %q", got)
 	}
 	for b.Add(Frame{}) {
 	}
 	if b.N != BatchSize {
 		t.Fatalf("batch holds %d, want %d", b.N, BatchSize)
-	}
-}
-
-func TestSPSCSizes(t *testing.T) {
-	for _, n := range []int{0, 1, 3, 100, 1 << 25} {
-		if _, err := NewSPSC(n); !errors.Is(err, ErrBadConfig) {
-			t.Errorf("NewSPSC(%d) err %v, want ErrBadConfig", n, err)
-		}
-	}
-}
-
-// TestSPSCConcurrent runs a producer and a consumer on different goroutines
-// (run it with -race) and checks every descriptor arrives once, in order,
-// across the uint32 wrap of the indexes.
-func TestSPSCConcurrent(t *testing.T) {
-	r, err := newSPSCAt(64, ^uint32(0)-1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const total = 200_000
-	done := make(chan error, 1)
-	go func() {
-		var buf [17]Frame
-		next := uint32(0)
-		for next < total {
-			n := r.Dequeue(buf[:])
-			for i := range n {
-				if buf[i].Index != next {
-					done <- fmt.Errorf("got %d, want %d", buf[i].Index, next)
-					return
-				}
-				next++
-			}
-		}
-		done <- nil
-	}()
-	var buf [23]Frame
-	sent := uint32(0)
-	for sent < total {
-		k := 0
-		for k < len(buf) && sent+uint32(k) < total {
-			buf[k] = Frame{Index: sent + uint32(k)}
-			k++
-		}
-		n := r.Enqueue(buf[:k])
-		sent += uint32(n)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if r.Len() != 0 {
-		t.Fatalf("ring holds %d after draining", r.Len())
 	}
 }

@@ -71,7 +71,8 @@
 // Transmit writes each frame with writev(2) of a static zero header and the
 // frame bytes, so the frame's buffer, headroom included, is never written:
 // the same buffer may be in flight to several ports during a flood. A frame
-// goes to queue Meta.Hash mod Queues, which keeps a flow in order. EAGAIN
+// goes to queue Meta.Hash mod Queues, which keeps a flow in order; the port
+// computes the hash (header.FlowHash) of a frame that has none. EAGAIN
 // stops the batch and the rest is reported as not accepted (the switch
 // counts it as ring-full); EIO (device down) is counted as "link-down" and
 // other write errors as "tx-error", and those frames count as accepted

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/xvswitch/xvs/header"
 	"github.com/xvswitch/xvs/ports"
 	"github.com/xvswitch/xvs/ring"
 )
@@ -21,7 +22,7 @@ const (
 	// MinMTU and MaxMTU bound Config.MTU (IPv4's minimum; the largest
 	// frame, 65535, less the Ethernet header).
 	MinMTU = 68
-	MaxMTU = 65535 - ethHdrLen
+	MaxMTU = 65535 - header.EthernetHeaderLen
 	// maxDevLen is IFNAMSIZ less the terminating NUL.
 	maxDevLen = 15
 )
@@ -244,7 +245,7 @@ func (p *Port) Receive(b *ring.Batch) (int, error) {
 				// the frame by at least one byte.
 				drops[dropTooBig]++
 				continue
-			case flen < ethHdrLen:
+			case flen < header.EthernetHeaderLen:
 				drops[dropMalformed]++
 				continue
 			}
@@ -281,8 +282,10 @@ func (p *Port) Receive(b *ring.Batch) (int, error) {
 
 // Transmit implements ports.Port. It writes b.Frames[:b.N] in order, one
 // writev each, and returns how many it consumed: it stops early only when a
-// queue is full (EAGAIN). It does not allocate and never writes to the
-// batch's buffers.
+// queue is full (EAGAIN). With several queues a frame goes to queue
+// Meta.Hash mod Queues; a frame whose Hash is 0 (not computed) gets
+// header.FlowHash of its bytes, written into its Meta. It does not
+// allocate and never writes to the batch's buffers.
 func (p *Port) Transmit(b *ring.Batch) (int, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -290,7 +293,7 @@ func (p *Port) Transmit(b *ring.Batch) (int, error) {
 		return 0, ports.ErrPortClosed
 	}
 	nq := uint32(len(p.fds))
-	maxLen := p.mtu + ethHdrLen + ethVLANLen
+	maxLen := p.mtu + header.EthernetHeaderLen + header.VLANTagLen
 	var frames, bytes uint64
 	var drops [numDropReasons]uint64
 	i := 0
@@ -302,14 +305,18 @@ loop:
 			drops[dropTooBig]++
 			i++
 			continue
-		case len(data) < ethHdrLen:
+		case len(data) < header.EthernetHeaderLen:
 			drops[dropMalformed]++
 			i++
 			continue
 		}
 		fd := p.fds[0]
 		if nq > 1 {
-			fd = p.fds[b.Frames[i].Hash%nq]
+			f := &b.Frames[i]
+			if f.Hash == 0 {
+				f.Hash = header.FlowHash(data)
+			}
+			fd = p.fds[f.Hash%nq]
 		}
 		p.txIov[1] = data
 		switch writeQueue(fd, p.txIov[:]) {

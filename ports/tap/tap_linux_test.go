@@ -3,6 +3,7 @@ package tap
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/xvswitch/xvs/header"
 	"github.com/xvswitch/xvs/internal/testutil"
 	"github.com/xvswitch/xvs/ports"
 	"github.com/xvswitch/xvs/ring"
@@ -371,6 +373,168 @@ func TestQueues(t *testing.T) {
 	if len(seen) < 8 {
 		t.Fatalf("received echo requests to %d of 8 addresses", len(seen))
 	}
+}
+
+// TestTransmitSpreadsFlows: with several queues, frames the switch has not
+// hashed (Meta.Hash 0) go to queue header.FlowHash mod Queues, which
+// Transmit writes into their Meta: the 16 flows of a batch use all 4
+// queues, and the frames of a flow one queue. The kernel records the queue
+// a frame was written to (the skb's queue mapping); packet sockets in a
+// PACKET_FANOUT_QM group, one per queue, read it back: the frames of one
+// queue reach one socket, and those of different queues different ones.
+func TestTransmitSpreadsFlows(t *testing.T) {
+	needRoot(t)
+	const queues, flows = 4, 16
+	p, ns := portInNS(t, Config{Queues: queues})
+	socks := fanoutSockets(t, ns, p.Dev(), queues)
+
+	frames := make([][]byte, ring.BatchSize)
+	queueOf := make([]int, len(frames))
+	used := map[int]bool{}
+	for i := range frames {
+		frames[i] = spreadFrame(uint16(40000+i%flows), i)
+		queueOf[i] = int(header.FlowHash(frames[i]) % queues)
+		used[queueOf[i]] = true
+	}
+	if len(used) != queues {
+		t.Fatalf("the test's %d flows hash to %d of %d queues", flows, len(used), queues)
+	}
+	tx := ring.NewBatch(testutil.NewArena(t, ring.DefaultArenaConfig))
+	testutil.Load(tx, frames...)
+	if n, err := p.Transmit(tx); n != len(frames) || err != nil {
+		t.Fatalf("Transmit = %d, %v; want %d, nil", n, err, len(frames))
+	}
+	for i := range tx.N {
+		if h := tx.Frames[i].Hash; h != header.FlowHash(frames[i]) {
+			t.Fatalf("frame %d: Meta.Hash %#x, want header.FlowHash %#x", i, h, header.FlowHash(frames[i]))
+		}
+	}
+
+	sockOf := make([]int, len(frames)) // the socket that read frame i, +1
+	seen := 0
+	buf := make([]byte, 2048)
+	for deadline := time.Now().Add(3 * time.Second); seen < len(frames) && time.Now().Before(deadline); {
+		got := false
+		for si, fd := range socks {
+			n, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT)
+			if err != nil {
+				continue
+			}
+			got = true
+			if i, ok := spreadIndex(buf[:n]); ok && i < len(frames) && sockOf[i] == 0 {
+				sockOf[i] = si + 1
+				seen++
+			}
+		}
+		if !got {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if seen < len(frames) {
+		t.Fatalf("the namespace's packet sockets saw %d of %d frames", seen, len(frames))
+	}
+	sockOfQueue := map[int]int{}
+	queueOfSock := map[int]int{}
+	for i := range frames {
+		q, s := queueOf[i], sockOf[i]-1
+		if s0, ok := sockOfQueue[q]; ok && s0 != s {
+			t.Errorf("frames of queue %d (flow %d) reached sockets %d and %d", q, i%flows, s0, s)
+		}
+		if q0, ok := queueOfSock[s]; ok && q0 != q {
+			t.Errorf("socket %d read frames of queues %d and %d", s, q0, q)
+		}
+		sockOfQueue[q], queueOfSock[s] = s, q
+	}
+}
+
+// spreadFrame is an IPv4/UDP frame of the flow peerIP:sport > 10.98.0.9:9
+// to a foreign MAC (the namespace's kernel drops it after its packet
+// sockets saw it), whose payload names it: "spread" and i.
+func spreadFrame(sport uint16, i int) []byte {
+	f := make([]byte, 64)
+	copy(f[0:6], net.HardwareAddr{0x02, 0x78, 0x76, 0x73, 0x00, 0x09})
+	copy(f[6:12], peerMAC)
+	binary.BigEndian.PutUint16(f[12:], etherTypeIPv4)
+	f[14], f[22], f[23] = 0x45, 64, 17
+	binary.BigEndian.PutUint16(f[16:], uint16(len(f)-14))
+	copy(f[26:30], peerIP)
+	copy(f[30:34], net.IPv4(10, 98, 0, 9).To4())
+	binary.BigEndian.PutUint16(f[24:], ^refSum(f[14:34]))
+	binary.BigEndian.PutUint16(f[34:], sport)
+	binary.BigEndian.PutUint16(f[36:], 9)
+	binary.BigEndian.PutUint16(f[38:], uint16(len(f)-34))
+	copy(f[42:], "spread")
+	binary.BigEndian.PutUint16(f[48:], uint16(i))
+	return f
+}
+
+// spreadIndex returns i of a spreadFrame.
+func spreadIndex(f []byte) (int, bool) {
+	if len(f) < 50 || binary.BigEndian.Uint16(f[12:]) != etherTypeIPv4 || string(f[42:48]) != "spread" {
+		return 0, false
+	}
+	return int(binary.BigEndian.Uint16(f[48:])), true
+}
+
+// fanoutSockets opens n packet sockets in namespace ns, bound to dev and
+// joined in a PACKET_FANOUT_QM group: a frame the kernel receives on dev's
+// queue q goes to one socket, the same for every frame of q, and frames of
+// n different queues go to n different sockets. They close when the test
+// ends.
+func fanoutSockets(t *testing.T, ns, dev string, n int) []int {
+	t.Helper()
+	type result struct {
+		fds []int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// The thread enters ns and is not unlocked: it exits with this
+		// goroutine and is never reused. The sockets stay in ns.
+		runtime.LockOSThread()
+		var fds []int
+		err := func() error {
+			nsfd, err := unix.Open("/var/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(nsfd)
+			if err := unix.Setns(nsfd, unix.CLONE_NEWNET); err != nil {
+				return fmt.Errorf("setns %s: %w", ns, err)
+			}
+			ifi, err := net.InterfaceByName(dev)
+			if err != nil {
+				return err
+			}
+			proto := int(binary.BigEndian.Uint16(binary.NativeEndian.AppendUint16(nil, unix.ETH_P_ALL))) // htons
+			for range n {
+				fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
+				if err != nil {
+					return fmt.Errorf("packet socket: %w", err)
+				}
+				fds = append(fds, fd)
+				if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: uint16(proto), Ifindex: ifi.Index}); err != nil {
+					return fmt.Errorf("bind packet socket to %s: %w", dev, err)
+				}
+				const group = 1 // the namespace is the test's own
+				if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, group|unix.PACKET_FANOUT_QM<<16); err != nil {
+					return fmt.Errorf("PACKET_FANOUT_QM: %w", err)
+				}
+			}
+			return nil
+		}()
+		done <- result{fds, err}
+	}()
+	r := <-done
+	t.Cleanup(func() {
+		for _, fd := range r.fds {
+			unix.Close(fd)
+		}
+	})
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	return r.fds
 }
 
 // TestAttachExisting attaches to a persistent multi-queue TAP made with ip

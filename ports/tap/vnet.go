@@ -1,6 +1,10 @@
 package tap
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/xvswitch/xvs/header"
+)
 
 // vnetHdrLen is the size of the legacy struct virtio_net_hdr (no
 // num_buffers field), the header size the port sets with TUNSETVNETHDRSZ.
@@ -10,12 +14,6 @@ const vnetHdrLen = 10
 const (
 	vnetFlagNeedsCsum = 0x01 // VIRTIO_NET_HDR_F_NEEDS_CSUM
 	vnetGSONone       = 0x00 // VIRTIO_NET_HDR_GSO_NONE
-)
-
-// ethHdrLen is the Ethernet header; ethVLANLen is one 802.1Q tag.
-const (
-	ethHdrLen  = 14
-	ethVLANLen = 4
 )
 
 // vnetHdr is a view of a virtio_net_hdr in little-endian byte order (the
@@ -47,7 +45,7 @@ func (h vnetHdr) apply(frame []byte) (reason dropReason, csummed bool) {
 	start, off := int(h.csumStart()), int(h.csumOffset())
 	// A checksum field sits at an even offset in every protocol that has
 	// one; at an odd one the ones' complement sum would be byte-swapped.
-	if start < ethHdrLen || off%2 != 0 || start+off+2 > len(frame) {
+	if start < header.EthernetHeaderLen || off%2 != 0 || start+off+2 > len(frame) {
 		return dropMalformed, false
 	}
 	completeChecksum(frame[start:], off)
@@ -56,40 +54,14 @@ func (h vnetHdr) apply(frame []byte) (reason dropReason, csummed bool) {
 
 // completeChecksum finishes a CHECKSUM_PARTIAL frame: l4 is the frame from
 // csum_start on, and the 16-bit field at l4[off:] holds the (uncomplemented)
-// pseudo-header sum the sender seeded it with. The ones' complement of the
-// sum of l4 goes in its place; a zero result is sent as 0xffff (the same
-// value in ones' complement, and the only valid form for UDP).
+// pseudo-header sum the sender seeded it with. The Internet checksum of l4
+// (the ones' complement of its ones' complement sum, seed included) goes in
+// its place; a zero result is sent as 0xffff (the same value in ones'
+// complement, and the only valid form for UDP).
 func completeChecksum(l4 []byte, off int) {
-	c := ^fold(onesSum(l4))
+	c := header.Checksum(l4)
 	if c == 0 {
 		c = 0xffff
 	}
 	binary.BigEndian.PutUint16(l4[off:], c)
-}
-
-// onesSum adds b as big-endian 16-bit words, an odd last byte padded with
-// zero, without folding the carries.
-func onesSum(b []byte) uint64 {
-	var s uint64
-	for len(b) >= 8 {
-		s += uint64(binary.BigEndian.Uint16(b)) + uint64(binary.BigEndian.Uint16(b[2:])) +
-			uint64(binary.BigEndian.Uint16(b[4:])) + uint64(binary.BigEndian.Uint16(b[6:]))
-		b = b[8:]
-	}
-	for len(b) >= 2 {
-		s += uint64(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		s += uint64(b[0]) << 8
-	}
-	return s
-}
-
-// fold folds a ones' complement sum to 16 bits.
-func fold(s uint64) uint16 {
-	for s > 0xffff {
-		s = s&0xffff + s>>16
-	}
-	return uint16(s)
 }

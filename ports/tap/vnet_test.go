@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"testing"
+
+	"github.com/xvswitch/xvs/header"
 )
 
 // partialUDP is an Ethernet/IPv4/UDP frame (10.98.0.1:40000 ->
@@ -36,7 +38,7 @@ func hdr(flags, gso uint8, start, off uint16) vnetHdr {
 }
 
 // refSum is a plain byte-pair ones' complement sum, written separately
-// from onesSum so the tests do not check the code against itself.
+// from header.Checksum so the tests do not check the code against itself.
 func refSum(b []byte) uint16 {
 	var s uint32
 	for i := 0; i < len(b); i += 2 {
@@ -103,14 +105,17 @@ func TestCompleteChecksumZero(t *testing.T) {
 	}
 }
 
-func TestOnesSumOddLengths(t *testing.T) {
+// TestChecksumOddLengths checks the sum completeChecksum relies on
+// (header.Checksum, the complement of the ones' complement sum) against
+// the reference, at every length up to 37 bytes.
+func TestChecksumOddLengths(t *testing.T) {
 	b := make([]byte, 37)
 	for i := range b {
 		b[i] = byte(i*7 + 3)
 	}
 	for n := range len(b) + 1 {
-		if got, want := fold(onesSum(b[:n])), refSum(b[:n]); got != want {
-			t.Fatalf("len %d: onesSum folds to %#04x, reference %#04x", n, got, want)
+		if got, want := ^header.Checksum(b[:n]), refSum(b[:n]); got != want {
+			t.Fatalf("len %d: ones' complement sum %#04x, reference %#04x", n, got, want)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	pktheader "github.com/xvswitch/xvs/header" // this package has a type header (msg.go)
 	"github.com/xvswitch/xvs/ports"
 	"github.com/xvswitch/xvs/ring"
 )
@@ -314,7 +315,8 @@ func (p *Port) Receive(b *ring.Batch) (int, error) {
 
 // Transmit implements ports.Port: it delivers b.Frames[:b.N] into the
 // guest's receive buffers. A frame goes to queue Meta.Hash mod the running
-// receive queues, which keeps a flow in order. It returns the frames it
+// receive queues, which keeps a flow in order (a Hash of 0 is computed with
+// header.FlowHash and written into the frame's Meta). It returns the frames it
 // consumed: those delivered and those it dropped and counted itself
 // (not-connected, too-big, malformed, queue-error), so that the switch
 // does not count them again. Frames the guest had posted no receive
@@ -355,6 +357,9 @@ func (p *Port) Transmit(b *ring.Batch) (int, error) {
 		}
 		qi := 0
 		if nq > 1 {
+			if f.Hash == 0 { // not computed yet
+				f.Hash = pktheader.FlowHash(b.Data(i))
+			}
 			qi = int(f.Hash % uint32(nq))
 		}
 		p.txIdx[qi][cnt[qi]] = uint8(i)

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	pktheader "github.com/xvswitch/xvs/header"
 	"github.com/xvswitch/xvs/internal/testutil"
 	"github.com/xvswitch/xvs/ports"
 	"github.com/xvswitch/xvs/ring"
@@ -334,7 +335,7 @@ func TestPortTwoQueuePairs(t *testing.T) {
 	frames := [][]byte{feFrame(80, 1), feFrame(81, 2), feFrame(82, 3), feFrame(83, 4)}
 	testutil.LoadAt(b, ring.BatchSize, frames...)
 	for i := range b.N {
-		b.Frames[i].Hash = uint32(i) // even: queue pair 0, odd: pair 1
+		b.Frames[i].Hash = uint32(i) + 2 // even: queue pair 0, odd: pair 1 (0 would mean "not computed")
 	}
 	if n, err := p.Transmit(b); n != 4 || err != nil {
 		t.Fatalf("Transmit = %d, %v", n, err)
@@ -355,7 +356,7 @@ func TestPortTwoQueuePairs(t *testing.T) {
 	}
 	testutil.LoadAt(b, ring.BatchSize, frames...)
 	for i := range b.N {
-		b.Frames[i].Hash = uint32(i)
+		b.Frames[i].Hash = uint32(i) + 2
 	}
 	if n, err := p.Transmit(b); n != 14 || err != nil {
 		t.Fatalf("Transmit with pair 1 short of buffers = %d, %v; want 14, nil", n, err)
@@ -380,6 +381,81 @@ func TestPortTwoQueuePairs(t *testing.T) {
 	}
 }
 
+// feUDP is an Ethernet/IPv4/UDP frame of n bytes from 10.0.0.1:sport to
+// 10.0.0.2:9.
+func feUDP(sport uint16, n int) []byte {
+	f := make([]byte, n)
+	copy(f, []byte{0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00, 0x45})
+	binary.BigEndian.PutUint16(f[16:], uint16(n-14))
+	f[22], f[23] = 64, 17
+	copy(f[26:], []byte{10, 0, 0, 1, 10, 0, 0, 2})
+	binary.BigEndian.PutUint16(f[34:], sport)
+	binary.BigEndian.PutUint16(f[36:], 9)
+	binary.BigEndian.PutUint16(f[38:], uint16(n-34))
+	return f
+}
+
+// TestPortTransmitSpreadsFlows: frames the switch has not hashed (Meta.Hash
+// 0) are spread by flow over the guest's receive queues. Each frame goes
+// to queue header.FlowHash mod 4, which Transmit writes into its Meta; the
+// 16 flows of a batch reach all 4 queues; and the 4 frames of a flow
+// arrive on one queue, in order.
+func TestPortTransmitSpreadsFlows(t *testing.T) {
+	const pairs, flows = 4, 16
+	p := feServer(t, Config{QueuePairs: pairs})
+	f := feConnect(t, p.Socket())
+	f.handshake(feOpts{pairs: pairs})
+	feWaitRunning(t, p, pairs, pairs)
+	for q := range pairs {
+		f.postRx(2*q, ring.BatchSize, feBufSize)
+	}
+	_, b := newTestBatch(t)
+	frames := make([][]byte, ring.BatchSize)
+	want := make([]int, ring.BatchSize) // queue of each frame
+	for i := range frames {
+		frames[i] = feUDP(uint16(40000+i%flows), 60+i) // the length names the frame
+		want[i] = int(pktheader.FlowHash(frames[i]) % pairs)
+	}
+	testutil.LoadAt(b, ring.BatchSize, frames...)
+	if n, err := p.Transmit(b); n != len(frames) || err != nil {
+		t.Fatalf("Transmit = %d, %v; want %d, nil", n, err, len(frames))
+	}
+	for i := range b.N {
+		if h := b.Frames[i].Hash; h != pktheader.FlowHash(frames[i]) {
+			t.Fatalf("frame %d: Meta.Hash %#x, want header.FlowHash %#x", i, h, pktheader.FlowHash(frames[i]))
+		}
+	}
+	hl := uint32(f.hdrLen())
+	used := 0
+	for q := range pairs {
+		last := -1
+		u := f.reap(2 * q)
+		if len(u) > 0 {
+			used++
+		}
+		for _, e := range u {
+			i := int(e.len-hl) - 60
+			if i < 0 || i >= len(frames) {
+				t.Fatalf("queue %d: a frame of %d bytes was not sent", q, e.len-hl)
+			}
+			off := f.rxBufs[2*q][uint16(e.id)]
+			if got := f.ram[off+uint64(hl) : off+uint64(e.len)]; !bytes.Equal(got, frames[i]) {
+				t.Fatalf("queue %d: frame %d arrived changed", q, i)
+			}
+			if want[i] != q {
+				t.Errorf("frame %d (flow %d) on queue %d, want %d", i, i%flows, q, want[i])
+			}
+			if i <= last {
+				t.Errorf("queue %d: frame %d after frame %d", q, i, last)
+			}
+			last = i
+		}
+	}
+	if used != pairs {
+		t.Errorf("%d flows reached %d of %d queues", flows, used, pairs)
+	}
+}
+
 // Transmit allocates nothing whatever arena a batch comes from (each
 // switch worker has its own) on a port with several queues, with a frame
 // to drop in each batch; and every good frame arrives.
@@ -394,7 +470,7 @@ func TestPortTransmitArenasAllocs(t *testing.T) {
 		// Two frames per queue pair and one too short for Ethernet.
 		testutil.LoadAt(batches[k], ring.BatchSize, feFrame(100, 1), feFrame(101, 2), feFrame(102, 3), feFrame(103, 4), feFrame(10, 5))
 		for i := range batches[k].N {
-			batches[k].Frames[i].Hash = uint32(i)
+			batches[k].Frames[i].Hash = uint32(i) + 2
 		}
 	}
 	const runs = 50

@@ -1,8 +1,9 @@
 package main
 
 import (
-	"encoding/binary"
 	"net/netip"
+
+	"github.com/xvswitch/xvs/header"
 )
 
 // Frame parsing. The bytes come from the switch but were sent by virtual
@@ -10,18 +11,17 @@ import (
 // check, and a frame that claims more than it holds is an error, never a
 // panic or an out-of-bounds read.
 
-// EtherTypes and IP protocol numbers the parser knows.
+// IP protocol numbers the rules name.
 const (
-	etherTypeIPv4 = 0x0800
-	etherTypeIPv6 = 0x86DD
-	etherTypeVLAN = 0x8100
-
-	protoICMP   = 1
-	protoTCP    = 6
-	protoUDP    = 17
-	protoICMPv6 = 58
-	protoSCTP   = 132
+	protoICMP   = header.ProtocolICMP
+	protoTCP    = header.ProtocolTCP
+	protoUDP    = header.ProtocolUDP
+	protoICMPv6 = header.ProtocolICMPv6
+	protoSCTP   = header.ProtocolSCTP
 )
+
+// etherTypeVLAN is the 802.1Q tag the parser reads behind.
+const etherTypeVLAN = header.EtherTypeVLAN
 
 // parseError is a malformed-frame error; the values below are what
 // parseFrame returns, so callers and tests compare with errors.Is.
@@ -54,11 +54,12 @@ type flow struct {
 	dport    uint16
 }
 
-// parseFrame reads the flow of an Ethernet frame: an optional 802.1Q tag,
-// then IPv4 or IPv6 and, for TCP, UDP and SCTP, the ports. b is only read, never
-// kept. A frame of another EtherType returns a flow with ip false and no
-// error; a frame too short for what its headers claim returns a
-// parseError. parseFrame does not allocate.
+// parseFrame reads the flow of an Ethernet frame with header.ReadFiveTuple,
+// the switch's own reader: an optional 802.1Q tag, then IPv4 or IPv6 and,
+// for TCP, UDP and SCTP, the ports. b is only read, never kept. A frame of
+// another EtherType returns a flow with ip false and no error; a frame too
+// short for what its headers claim returns a parseError. parseFrame does
+// not allocate.
 //
 // IPv4: the header length (IHL) and total length are checked against the
 // frame; bytes after the total length (Ethernet padding) are ignored.
@@ -72,106 +73,60 @@ type flow struct {
 // have no ports. See the package documentation for what that means for
 // rules.
 func parseFrame(b []byte) (flow, error) {
-	if len(b) < 14 {
-		return flow{}, errShortEthernet
-	}
-	etherType := binary.BigEndian.Uint16(b[12:14])
-	l3 := b[14:]
-	tagged := etherType == etherTypeVLAN
-	if tagged {
-		if len(l3) < 4 {
-			return flow{}, errShortVLAN
-		}
-		etherType = binary.BigEndian.Uint16(l3[2:4])
-		l3 = l3[4:]
-	}
-	var f flow
-	var err error
-	switch etherType {
-	case etherTypeIPv4:
-		f, err = parseIPv4(ipv4(l3))
-	case etherTypeIPv6:
-		f, err = parseIPv6(ipv6(l3))
-	}
+	t, err := header.ReadFiveTuple(b)
 	if err != nil {
-		return flow{}, err
+		return flow{}, frameError(b, t, err)
 	}
-	f.tagged = tagged
+	f := flow{tagged: t.Tagged()}
+	if t.Version() == 0 {
+		return f, nil
+	}
+	f.ip, f.proto, f.src, f.dst = true, t.Protocol(), t.Src(), t.Dst()
+	if hasPorts(f.proto) && t.HasTransportHeader() {
+		sport, dport, ok := t.Ports()
+		if !ok {
+			return flow{}, errShortPorts
+		}
+		f.ports, f.sport, f.dport = true, sport, dport
+	}
 	return f, nil
 }
 
-// ipv4 is an IPv4 packet: header, payload and maybe link-layer padding.
-type ipv4 []byte
-
-func parseIPv4(p ipv4) (flow, error) {
-	if len(p) < 20 {
-		return flow{}, errShortIPv4
+// frameError names what is wrong with a frame the reader refused. The
+// reader says header.ErrTruncated wherever the frame ends early; the
+// filter's counters and tests tell the Ethernet header, the tag, the IP
+// header and an IPv4 header length that runs past the frame apart.
+func frameError(b []byte, t header.FiveTuple, err error) error {
+	switch err {
+	case header.ErrIPv4Version:
+		return errIPv4Version
+	case header.ErrIPv4HeaderLength:
+		return errIPv4IHL
+	case header.ErrIPv4TotalLength:
+		return errIPv4TotalLen
+	case header.ErrIPv6Version:
+		return errIPv6Version
+	case header.ErrIPv6PayloadLength:
+		return errIPv6PayloadLen
 	}
-	if p[0]>>4 != 4 {
-		return flow{}, errIPv4Version
+	ip := header.EthernetHeaderLen // where the IP header starts
+	if t.Tagged() {
+		ip += header.VLANTagLen
 	}
-	ihl := int(p[0]&0x0f) * 4
-	if ihl < 20 || ihl > len(p) {
-		return flow{}, errIPv4IHL
+	switch {
+	case len(b) < header.EthernetHeaderLen:
+		return errShortEthernet
+	case t.EtherType() == etherTypeVLAN && !t.Tagged():
+		return errShortVLAN
+	case t.EtherType() == header.EtherTypeIPv6:
+		return errShortIPv6
+	case len(b)-ip >= header.IPv4MinHeaderLen:
+		return errIPv4IHL // the options run past the frame
 	}
-	total := int(binary.BigEndian.Uint16(p[2:4]))
-	if total < ihl || total > len(p) {
-		return flow{}, errIPv4TotalLen
-	}
-	f := flow{
-		ip:    true,
-		proto: p[9],
-		src:   netip.AddrFrom4([4]byte(p[12:16])),
-		dst:   netip.AddrFrom4([4]byte(p[16:20])),
-	}
-	fragOffset := binary.BigEndian.Uint16(p[6:8]) & 0x1fff
-	if fragOffset != 0 {
-		return f, nil
-	}
-	return f, readPorts(&f, p[ihl:total])
-}
-
-// ipv6 is an IPv6 packet: fixed header, payload and maybe padding.
-type ipv6 []byte
-
-func parseIPv6(p ipv6) (flow, error) {
-	if len(p) < 40 {
-		return flow{}, errShortIPv6
-	}
-	if p[0]>>4 != 6 {
-		return flow{}, errIPv6Version
-	}
-	payload := int(binary.BigEndian.Uint16(p[4:6]))
-	if 40+payload > len(p) {
-		return flow{}, errIPv6PayloadLen
-	}
-	f := flow{
-		ip:    true,
-		proto: p[6],
-		src:   netip.AddrFrom16([16]byte(p[8:24])),
-		dst:   netip.AddrFrom16([16]byte(p[24:40])),
-	}
-	return f, readPorts(&f, p[40:40+payload])
+	return errShortIPv4
 }
 
 // hasPorts reports whether a protocol's header starts with source and
 // destination ports: TCP, UDP and SCTP, whose ports the switch's flow key
 // also holds.
-func hasPorts(proto uint8) bool {
-	return proto == protoTCP || proto == protoUDP || proto == protoSCTP
-}
-
-// readPorts sets the ports of a TCP, UDP or SCTP flow from its transport
-// header.
-func readPorts(f *flow, l4 []byte) error {
-	if !hasPorts(f.proto) {
-		return nil
-	}
-	if len(l4) < 4 {
-		return errShortPorts
-	}
-	f.ports = true
-	f.sport = binary.BigEndian.Uint16(l4[0:2])
-	f.dport = binary.BigEndian.Uint16(l4[2:4])
-	return nil
-}
+func hasPorts(proto uint8) bool { return header.HasPorts(proto) }
