@@ -45,8 +45,11 @@ func FlowHash(frame []byte) uint32 {
 
 // FlowID returns an 8-bit NVGRE FlowID (RFC 7637 section 3.2) for an inner
 // Ethernet frame, folded from FlowHash.
-func FlowID(inner []byte) uint8 {
-	h := FlowHash(inner)
+func FlowID(inner []byte) uint8 { return FlowIDOf(FlowHash(inner)) }
+
+// FlowIDOf folds a FlowHash into an NVGRE FlowID, for a frame whose hash
+// is already known (ring.Meta.Hash).
+func FlowIDOf(h uint32) uint8 {
 	h ^= h >> 16
 	return uint8(h ^ h>>8)
 }

@@ -168,6 +168,13 @@ func TestEncapOrHoldOrTooBig(t *testing.T) {
 	if vs[0].Action != Send || vs[0].Port != r.up.Index {
 		t.Fatalf("second frame: %+v, want send on the uplink", vs[0])
 	}
+	// The inner flow's hash picks the FlowID and the uplink's queue.
+	if h := r.b.Frames[0].Hash; h != header.FlowHash(small) {
+		t.Fatalf("encapsulated frame's Meta.Hash %#x, want the inner frame's FlowHash %#x", h, header.FlowHash(small))
+	}
+	if nf, err := header.DecapNVGRE(r.b.Data(0)); err != nil || nf.FlowID != header.FlowID(small) {
+		t.Fatalf("FlowID %d (%v), want %d", nf.FlowID, err, header.FlowID(small))
+	}
 	big := udp6("fd00:1::10", "fd00:1::20", 64, 1500-40-8-10) // fits 1500, not once encapsulated
 	vs = r.m.Route(r.vm, r.batch(big))
 	if vs[0].Action != Drop || vs[0].Reason != DropMTU {

@@ -88,7 +88,12 @@ func (m *Module) encapWith(f *ring.Frame, r *encapRoute, vsid uint32, v *Verdict
 	buf := m.arena.Buffer(f.Index)
 	p := r.p
 	p.VSID = vsid
-	start, err := header.EncapNVGRE(buf, int(f.Offset), int(f.Len), &p, header.FlowID(buf[f.Offset:f.Offset+f.Len]))
+	if f.Hash == 0 {
+		// The inner flow's hash: the FlowID, and the uplink's transmit
+		// queue (the outer headers of two hosts' traffic are all alike).
+		f.Hash = header.FlowHash(buf[f.Offset : f.Offset+f.Len])
+	}
+	start, err := header.EncapNVGRE(buf, int(f.Offset), int(f.Len), &p, header.FlowIDOf(f.Hash))
 	if err != nil {
 		m.drop(v, DropMalformed)
 		return encapDropped
