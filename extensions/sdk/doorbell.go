@@ -1,12 +1,9 @@
 package sdk
 
 import (
-	"encoding/binary"
-	"errors"
-	"fmt"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/xvswitch/xvs/internal/sysio"
 )
 
 // The doorbell is an eventfd: the switch writes a count to it, a read
@@ -15,41 +12,16 @@ import (
 // blocking or not: it is only read after poll said it is readable.
 
 // waitDoorbell waits until the doorbell fd rings or timeout passes, and
-// consumes the ring. buf is scratch, so that nothing allocates.
-func waitDoorbell(fd int, timeout time.Duration, buf *[8]byte) (rang bool, err error) {
-	pfd := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	n, err := unix.Poll(pfd[:], int(timeout/time.Millisecond))
-	if err != nil {
-		if errors.Is(err, unix.EINTR) {
-			return false, nil
-		}
-		return false, fmt.Errorf("poll doorbell: %w", err)
-	}
-	if n == 0 {
-		return false, nil
-	}
-	if pfd[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0 {
-		return false, fmt.Errorf("poll doorbell: revents %#x", pfd[0].Revents)
-	}
-	if _, err := unix.Read(fd, buf[:]); err != nil && !errors.Is(err, unix.EAGAIN) {
-		return false, fmt.Errorf("read doorbell: %w", err)
-	}
-	return true, nil
+// consumes the ring. Nothing allocates unless it fails.
+func waitDoorbell(fd int, timeout time.Duration) (rang bool, err error) {
+	return sysio.EventFD(fd).Wait(timeout)
 }
 
 // ringDoorbell adds one to the doorbell's count, waking a waiter. The
 // extension rings its own doorbell only to wake its loop for Stop.
-func ringDoorbell(fd int) error {
-	var one [8]byte
-	binary.NativeEndian.PutUint64(one[:], 1)
-	_, err := unix.Write(fd, one[:])
-	return err
-}
+func ringDoorbell(fd int) error { return sysio.EventFD(fd).Signal() }
 
 // checkFD returns an error unless fd is an open descriptor.
-func checkFD(fd int) error {
-	_, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
-	return err
-}
+func checkFD(fd int) error { return sysio.CheckFD(fd) }
 
-func closeFD(fd int) error { return unix.Close(fd) }
+func closeFD(fd int) error { return sysio.Close(fd) }

@@ -11,9 +11,8 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/xvswitch/xvs/extensions/api"
+	"github.com/xvswitch/xvs/internal/sysio"
 )
 
 // ErrBadRegion is returned by Open for memory that does not follow the
@@ -40,17 +39,12 @@ func Create(name string, channels, ringSize, slotSize int) (*Region, error) {
 	if err := checkGeometry(channels, ringSize, slotSize); err != nil {
 		return nil, err
 	}
-	fd, err := unix.MemfdCreate("xvs-ext-"+name, unix.MFD_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("memfd_create: %w", err)
-	}
-	f := os.NewFile(uintptr(fd), "xvs-ext-"+name)
 	size := api.RegionSize(channels, ringSize, slotSize)
-	if err := unix.Ftruncate(fd, int64(size)); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("size shared memory to %d bytes: %w", size, err)
+	f, err := sysio.MemFD("xvs-ext-"+name, size, false)
+	if err != nil {
+		return nil, fmt.Errorf("create shared memory: %w", err)
 	}
-	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := sysio.Map(int(f.Fd()), 0, size)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("map shared memory: %w", err)
@@ -66,19 +60,19 @@ func Create(name string, channels, ringSize, slotSize int) (*Region, error) {
 // Open maps a region created by the switch, checking its header against
 // its size.
 func Open(f *os.File) (*Region, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+	st, err := sysio.Stat(int(f.Fd()))
+	if err != nil {
 		return nil, fmt.Errorf("stat shared memory: %w", err)
 	}
 	if st.Size < api.HeaderSize || st.Size > 1<<34 {
 		return nil, fmt.Errorf("%w: %d bytes", ErrBadRegion, st.Size)
 	}
-	mem, err := unix.Mmap(int(f.Fd()), 0, int(st.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := sysio.Map(int(f.Fd()), 0, int(st.Size))
 	if err != nil {
 		return nil, fmt.Errorf("map shared memory: %w", err)
 	}
 	bad := func(format string, a ...any) (*Region, error) {
-		unix.Munmap(mem)
+		sysio.Unmap(mem)
 		return nil, fmt.Errorf("%w: "+format, append([]any{ErrBadRegion}, a...)...)
 	}
 	if m := get32(mem, api.OffMagic); m != api.Magic {
@@ -175,7 +169,7 @@ func (r *Region) Close() error {
 	if r.mem == nil {
 		return nil
 	}
-	err := unix.Munmap(r.mem)
+	err := sysio.Unmap(r.mem)
 	r.mem = nil
 	r.channels = nil
 	if cerr := r.file.Close(); err == nil {
