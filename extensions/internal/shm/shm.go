@@ -34,13 +34,17 @@ type Channel struct {
 	Up   Ring // extension -> switch
 }
 
-// Create makes a memfd region with the given geometry and maps it.
+// Create makes a memfd region with the given geometry, its size sealed,
+// and maps it.
 func Create(name string, channels, ringSize, slotSize int) (*Region, error) {
 	if err := checkGeometry(channels, ringSize, slotSize); err != nil {
 		return nil, err
 	}
 	size := api.RegionSize(channels, ringSize, slotSize)
-	f, err := sysio.MemFD("xvs-ext-"+name, size, false)
+	// The size is sealed: the extension, which is not trusted, cannot
+	// shrink the file under the switch's mapping, which would make the
+	// switch's next access to the lost pages raise SIGBUS and kill it.
+	f, err := sysio.MemFD("xvs-ext-"+name, size, true)
 	if err != nil {
 		return nil, fmt.Errorf("create shared memory: %w", err)
 	}
