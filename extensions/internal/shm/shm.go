@@ -1,7 +1,9 @@
 // Package shm maps the shared memory of an extension (layout in package
 // extensions/api) and moves descriptors through its rings. The switch
-// creates a region; the extension opens the one it inherited. Both sides
-// use the same Ring type: one side produces, the other consumes.
+// creates a region, a memfd whose size is sealed so that the extension
+// cannot shrink it under the switch; the extension opens the one it
+// inherited. Both sides use the same Ring type: one side produces, the
+// other consumes.
 package shm
 
 import (
