@@ -13,9 +13,9 @@
 // it against unix errnos and os.ErrExist and the like.
 //
 // The calls made per batch - [EventFD.Signal], [EventFD.Drain] and
-// [PollSet.Wait] - are one system call each: no lock, no allocation and no
-// interface conversion when they succeed; an error value is built only
-// when the call fails.
+// [PollSet.Wait] - are one system call each: no lock, no allocation (the
+// race detector's instrumentation aside) and no interface conversion when
+// they succeed; an error value is built only when the call fails.
 //
 // xvs runs on Linux only, so everything here is Linux. On any other
 // system the package does not compile, on purpose: the build stops with

@@ -52,7 +52,7 @@ func (e EventFD) FD() int { return int(e) }
 func (e EventFD) Signal() error {
 	_, err := unix.Write(int(e), one[:])
 	if err != nil && err != unix.EAGAIN {
-		return fdError("write eventfd", int(e), err)
+		return newFDError("write eventfd", int(e), err)
 	}
 	return nil
 }
@@ -66,7 +66,7 @@ func (e EventFD) Drain() error {
 	var b [8]byte
 	_, err := unix.Read(int(e), b[:])
 	if err != nil && err != unix.EAGAIN {
-		return fdError("read eventfd", int(e), err)
+		return newFDError("read eventfd", int(e), err)
 	}
 	return nil
 }
@@ -86,7 +86,7 @@ func (e EventFD) Wait(timeout time.Duration) (bool, error) {
 	case err == unix.EINTR:
 		return false, nil
 	case err != nil:
-		return false, fdError("poll eventfd", int(e), err)
+		return false, newFDError("poll eventfd", int(e), err)
 	case n == 0:
 		return false, nil
 	case pfd[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0:

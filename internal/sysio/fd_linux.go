@@ -6,27 +6,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// FDError is the error of a call on one descriptor: "op fd: errno". Err
-// is the errno (a unix.Errno), which errors.Is matches against
-// os.ErrNotExist, os.ErrExist and the like. The data path's calls build
-// it only when they fail, and cheaply enough to stay inlinable.
-type FDError struct {
-	Op  string // what failed: "write eventfd"
-	FD  int
-	Err error
+// fdError is the error of a call on one descriptor: "op fd: errno",
+// wrapping the errno (a unix.Errno, which errors.Is also matches against
+// os.ErrNotExist, os.ErrExist and the like). A struct rather than
+// fmt.Errorf, so that building one on a failure path is cheap.
+type fdError struct {
+	op  string // what failed: "write eventfd"
+	fd  int
+	err error
 }
 
-func (e *FDError) Error() string { return e.Op + " " + strconv.Itoa(e.FD) + ": " + e.Err.Error() }
+func (e *fdError) Error() string { return e.op + " " + strconv.Itoa(e.fd) + ": " + e.err.Error() }
 
-// Unwrap returns the errno.
-func (e *FDError) Unwrap() error { return e.Err }
+func (e *fdError) Unwrap() error { return e.err }
 
-func fdError(op string, fd int, err error) error { return &FDError{Op: op, FD: fd, Err: err} }
+func newFDError(op string, fd int, err error) error { return &fdError{op: op, fd: fd, err: err} }
 
 // Close closes the descriptor fd.
 func Close(fd int) error {
 	if err := unix.Close(fd); err != nil {
-		return fdError("close fd", fd, err)
+		return newFDError("close fd", fd, err)
 	}
 	return nil
 }
@@ -36,7 +35,7 @@ func Close(fd int) error {
 // descriptor.
 func CheckFD(fd int) error {
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
-		return fdError("fcntl F_GETFD fd", fd, err)
+		return newFDError("fcntl F_GETFD fd", fd, err)
 	}
 	return nil
 }
@@ -47,7 +46,7 @@ func CheckFD(fd int) error {
 // share.
 func SetNonblock(fd int) error {
 	if err := unix.SetNonblock(fd, true); err != nil {
-		return fdError("set O_NONBLOCK on fd", fd, err)
+		return newFDError("set O_NONBLOCK on fd", fd, err)
 	}
 	return nil
 }

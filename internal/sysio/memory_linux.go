@@ -78,7 +78,7 @@ func (s FileStat) Regular() bool { return s.Mode&unix.S_IFMT == unix.S_IFREG }
 func Stat(fd int) (FileStat, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return FileStat{}, fdError("fstat fd", fd, err)
+		return FileStat{}, newFDError("fstat fd", fd, err)
 	}
 	return FileStat{Size: st.Size, BlockSize: int64(st.Blksize), Mode: st.Mode}, nil
 }

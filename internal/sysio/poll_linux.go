@@ -33,7 +33,10 @@ func (s *PollSet) Len() int { return len(s.fds) }
 // error, like a timeout. One poll(2); nothing allocates unless it fails.
 func (s *PollSet) Wait(timeout time.Duration) (int, error) {
 	n, err := unix.Poll(s.fds, int(timeout/time.Millisecond))
-	if err != nil && err != unix.EINTR {
+	switch {
+	case err == unix.EINTR:
+		return 0, nil
+	case err != nil:
 		return 0, pollError(len(s.fds), err)
 	}
 	return n, nil
