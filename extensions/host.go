@@ -12,11 +12,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"github.com/rs/zerolog"
-	"golang.org/x/sys/unix"
 
 	"github.com/xvswitch/xvs/extensions/api"
 	"github.com/xvswitch/xvs/extensions/api/pb"
 	"github.com/xvswitch/xvs/extensions/internal/shm"
+	"github.com/xvswitch/xvs/internal/sysio"
 )
 
 // State is where an extension is in its life.
@@ -89,7 +89,7 @@ type Instance struct {
 	ext          *Extension
 	serial       uint64
 	region       *shm.Region
-	doorbell     int // the eventfd, owned by doorbellFile
+	doorbell     sysio.EventFD // owned by doorbellFile
 	doorbellFile *os.File
 	client       *plugin.Client
 	rpc          pb.ExtensionClient
@@ -241,8 +241,7 @@ func (i *Instance) Claims(vsid uint32) bool {
 // batch after Publish, not per frame.
 func (i *Instance) Kick() {
 	if i.region.Sleeping() {
-		var one = [8]byte{1}
-		unix.Write(i.doorbell, one[:])
+		i.doorbell.Signal() // best effort: the extension also wakes at its poll timeout
 	}
 }
 
@@ -265,12 +264,12 @@ func (e *Extension) launch(serial uint64) (_ *Instance, err error) {
 	if err != nil {
 		return nil, err
 	}
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	efd, err := sysio.NewEventFD(true)
 	if err != nil {
 		region.Close()
-		return nil, fmt.Errorf("eventfd: %w", err)
+		return nil, fmt.Errorf("doorbell: %w", err)
 	}
-	efile := os.NewFile(uintptr(efd), "xvs-ext-doorbell")
+	efile := os.NewFile(uintptr(efd.FD()), "xvs-ext-doorbell")
 	inst := &Instance{ext: e, serial: serial, region: region, doorbell: efd, doorbellFile: efile}
 	defer func() {
 		if err != nil {

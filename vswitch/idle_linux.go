@@ -3,8 +3,7 @@ package vswitch
 import (
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/xvswitch/xvs/internal/sysio"
 	"github.com/xvswitch/xvs/ports"
 )
 
@@ -12,7 +11,7 @@ import (
 // The descriptor set is rebuilt only when the snapshot changes.
 type idleWaiter struct {
 	snap *snapshot
-	fds  []unix.PollFd
+	fds  sysio.PollSet
 	ok   bool // every port of the worker has a descriptor
 }
 
@@ -23,7 +22,8 @@ func (iw *idleWaiter) wait(snap *snapshot, worker int, timeout time.Duration) bo
 		return false
 	}
 	if snap != iw.snap {
-		iw.snap, iw.fds, iw.ok = snap, iw.fds[:0], true
+		iw.snap, iw.ok = snap, true
+		iw.fds.Reset()
 		for _, v := range snap.byWorker[worker] {
 			w, isWaiter := v.st.port.(ports.Waiter)
 			if !isWaiter {
@@ -31,13 +31,13 @@ func (iw *idleWaiter) wait(snap *snapshot, worker int, timeout time.Duration) bo
 				break
 			}
 			for _, fd := range w.WaitFDs() {
-				iw.fds = append(iw.fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+				iw.fds.Add(fd)
 			}
 		}
 	}
-	if !iw.ok || len(iw.fds) == 0 {
+	if !iw.ok || iw.fds.Len() == 0 {
 		return false
 	}
-	_, err := unix.Poll(iw.fds, int(timeout/time.Millisecond))
-	return err == nil || err == unix.EINTR
+	_, err := iw.fds.Wait(timeout) // EINTR is a wait cut short, not an error
+	return err == nil
 }

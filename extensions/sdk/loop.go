@@ -39,7 +39,6 @@ type loop struct {
 	desc    api.Desc
 	meta    Meta
 	verdict upVerdict
-	bell    [8]byte
 
 	// Counted per frame here, added to stats per batch.
 	captures, requests, verdicts uint64
@@ -118,7 +117,7 @@ func (l *loop) sleep() {
 		return
 	}
 	l.stats.sleeps.Add(1)
-	rang, err := waitDoorbell(l.h.doorbell, l.pollTimeout, &l.bell)
+	rang, err := waitDoorbell(l.h.doorbell, l.pollTimeout)
 	switch {
 	case err != nil:
 		// A doorbell that cannot be waited on would turn this into a busy

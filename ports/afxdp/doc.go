@@ -65,13 +65,14 @@
 //
 // The defaults, 2048 fill and rx descriptors, 1024 tx and completion
 // descriptors, 3072 frames of 2048 bytes (6 MiB locked per port), trade
-// memory for tolerance of a receiver that loses its CPU: with 2048
-// receive frames a receiver may be away for about 1.3 ms at 1.5 Mpps
-// before the kernel runs out of fill buffers (counted as "rx-dropped"
-// and "fill-ring-empty"). Per-frame ring work in this package does not
-// grow with the ring size. Copy mode sends during the sendto that
-// Transmit makes, so the tx ring never holds more than one batch there;
-// a zero-copy NIC drains it on its own, and 1024 covers its bursts.
+// memory for tolerance of a receiver that loses its CPU: it may be away
+// for as long as the device takes to deliver 2048 frames before the
+// kernel runs out of fill buffers (counted as "rx-dropped" and
+// "fill-ring-empty"). Per-frame ring work in this package does not grow
+// with the ring size, and neither Receive nor Transmit allocates. Copy
+// mode sends during the sendto that Transmit makes, so the tx ring never
+// holds more than one batch there; a zero-copy NIC drains it on its own,
+// and 1024 covers its bursts.
 //
 // The kernel writes a received frame 256 bytes into its UMEM frame
 // (XDP_PACKET_HEADROOM), so a UMEM frame of 2048 bytes carries frames of
@@ -91,13 +92,13 @@
 //
 // In copy mode the kernel transmits inside sendto, by default at most 32
 // frames per call. Where the kernel accepts the XDP_MAX_TX_SKB_BUDGET
-// socket option (this one, 6.18, does) the port raises that to the tx
-// ring size, so one sendto sends a whole batch; elsewhere Transmit kicks
-// until the ring is empty, so no frame waits for the next call. A sendto error never panics: ENETDOWN
-// (link down) counts the frames as "link-down" drops and makes later calls
-// drop without queueing until a probe kick succeeds; EBUSY (the device
-// refused one frame) counts "tx-dropped"; anything else counts "tx-error"
-// and is logged through a sampled logger.
+// socket option the port raises that to the tx ring size, so one sendto
+// sends a whole batch; elsewhere Transmit kicks until the ring is empty,
+// so no frame waits for the next call. A sendto error never panics:
+// ENETDOWN (link down) counts the frames as "link-down" drops and makes
+// later calls drop without queueing until a probe kick succeeds; EBUSY
+// (the device refused one frame) counts "tx-dropped"; anything else
+// counts "tx-error" and is logged through a sampled logger.
 //
 // # Statistics
 //
@@ -126,23 +127,13 @@
 //     are not redirected and need neither.
 //   - The XDP program gives the device NAPI, and with it a ring of 256
 //     frames that the peer fills; a full ring makes the peer drop
-//     ("peer-dropped") unless the peer has a qdisc, which the kernel
-//     (6.16 and later) then stops instead. veths start with none
-//     (noqueue). With ThreadedNAPI the ring's consumer runs on another CPU
-//     than its producer and falls behind: iperf3 through the fast path
-//     lost 9-15% of its segments there on the development VM, and none
-//     with tc qdisc replace dev PEER root pfifo_fast. New warns about a
-//     threaded port whose peer has no qdisc.
-//
-// # Measured on the development VM (2 vCPUs, Linux 6.18, veth, copy mode)
-//
-// Receive 2.9-3.0 Mpps of 64-byte frames, limited by the generator on the
-// other vCPU; Transmit 1.2-1.3 Mpps, 96% of it in the kernel's sendto
-// (an skb per frame in copy mode), 64 frames per sendto; 32 frames per
-// sendto was only 5% slower. Receive and Transmit allocate nothing. A
-// sequence-numbered run of 2 million frames (FIELD-NOTES: asavie/xdp
-// issue #24) arrived with no duplicate, no reordering and no loss the
-// kernel did not count.
+//     ("peer-dropped") unless the peer has a qdisc, which a kernel that
+//     holds veth senders back then stops instead (the README says which
+//     kernels do). veths start with none (noqueue). With ThreadedNAPI the
+//     ring's consumer runs on another CPU than its producer and falls
+//     behind, so a peer without a qdisc drops TCP segments (figures in
+//     bench/RESULTS.md); tc qdisc replace dev PEER root pfifo_fast gives
+//     it one. New warns about a threaded port whose peer has no qdisc.
 //
 // # Fast path
 //

@@ -13,11 +13,15 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/xvswitch/xvs/internal/sysio"
 )
 
-// This file holds every system call of the package: the front-end's unix
-// socket (messages with descriptors in SCM_RIGHTS), and the mappings of
-// guest memory.
+// This file holds the package's own system calls, those of the
+// front-end's unix socket: messages with descriptors in SCM_RIGHTS, and
+// the socket file. It also maps guest memory, and closes descriptors,
+// through internal/sysio, which holds the eventfd and epoll calls of the
+// rest of the package too.
 
 // conn is one front-end connection. It is used by one goroutine (the
 // port's protocol goroutine), except Close, which may come from any.
@@ -126,7 +130,7 @@ func (c *conn) Close() error { return c.c.Close() }
 func closeFDs(fds []int) {
 	for _, fd := range fds {
 		if fd >= 0 {
-			unix.Close(fd)
+			sysio.Close(fd)
 		}
 	}
 }
@@ -134,7 +138,7 @@ func closeFDs(fds []int) {
 // closeFD closes fd if it is one (>= 0).
 func closeFD(fd int) {
 	if fd >= 0 {
-		unix.Close(fd)
+		sysio.Close(fd)
 	}
 }
 
@@ -309,11 +313,11 @@ func dial(path string) (*net.UnixConn, error) {
 // mapped page past the end of a file raises SIGBUS, which would kill the
 // switch.
 func mapRegion(fd int, r memRegion) (whole, mem []byte, err error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, nil, fmt.Errorf("fstat: %w", err)
+	st, err := sysio.Stat(fd)
+	if err != nil {
+		return nil, nil, err
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+	if !st.Regular() {
 		return nil, nil, fmt.Errorf("%w: fd is not a regular file (mode %#o)", ErrMalformed, st.Mode)
 	}
 	end := r.MmapOffset + r.Size // cannot wrap: decodeMemTable checked
@@ -321,7 +325,7 @@ func mapRegion(fd int, r memRegion) (whole, mem []byte, err error) {
 		return nil, nil, fmt.Errorf("%w: region ends at offset %#x of a %d-byte file", ErrMalformed, end, st.Size)
 	}
 	align := uint64(os.Getpagesize())
-	if bs := uint64(st.Blksize); bs > align && bs&(bs-1) == 0 {
+	if bs := uint64(st.BlockSize); bs > align && bs&(bs-1) == 0 {
 		align = bs
 	}
 	start := r.MmapOffset &^ (align - 1)
@@ -329,9 +333,9 @@ func mapRegion(fd int, r memRegion) (whole, mem []byte, err error) {
 	if length > 1<<47 || start > 1<<62 {
 		return nil, nil, fmt.Errorf("%w: region of %#x bytes at offset %#x is too large", ErrMalformed, r.Size, r.MmapOffset)
 	}
-	whole, err = unix.Mmap(fd, int64(start), int(length), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	whole, err = sysio.Map(fd, int64(start), int(length))
 	if err != nil {
-		return nil, nil, fmt.Errorf("mmap %#x bytes at offset %#x: %w", length, start, err)
+		return nil, nil, err
 	}
 	off := r.MmapOffset - start
 	return whole, whole[off : off+r.Size : off+r.Size], nil
@@ -339,8 +343,8 @@ func mapRegion(fd int, r memRegion) (whole, mem []byte, err error) {
 
 // unmap releases a mapping made by mapRegion.
 func unmap(whole []byte) error {
-	if err := unix.Munmap(whole); err != nil {
-		return fmt.Errorf("vhost-user: munmap: %w", err)
+	if err := sysio.Unmap(whole); err != nil {
+		return fmt.Errorf("vhost-user: %w", err)
 	}
 	return nil
 }

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"runtime/debug"
 
-	"golang.org/x/sys/unix"
+	"github.com/xvswitch/xvs/internal/sysio"
 )
 
 // This file is the back-end's state machine: what each front-end request
@@ -304,7 +304,7 @@ func (d *device) setVringFD(m *message) error {
 		if fd >= 0 {
 			// The queue reads it empty when it goes idle; a blocking
 			// read would stall the data path.
-			unix.SetNonblock(fd, true)
+			sysio.SetNonblock(fd)
 		}
 	case ReqSetVringCall:
 		// The queue writes to the call descriptor, so it may change

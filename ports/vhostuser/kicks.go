@@ -6,7 +6,7 @@ import (
 	"errors"
 	"os"
 
-	"golang.org/x/sys/unix"
+	"github.com/xvswitch/xvs/internal/sysio"
 )
 
 // A vhost-user port is a ports.Waiter. The guest kicks an eventfd when it
@@ -20,16 +20,13 @@ import (
 // change, while rings come and go with the guest.
 
 func newKickSet() (int, error) {
-	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
-		return -1, os.NewSyscallError("epoll_create1", err)
-	}
-	return fd, nil
+	ep, err := sysio.NewEpoll()
+	return ep.FD(), err
 }
 
 func closeKickSet(fd int) {
 	if fd >= 0 {
-		unix.Close(fd)
+		sysio.Epoll(fd).Close()
 	}
 }
 
@@ -40,8 +37,7 @@ func (p *Port) WaitFDs() []int { return []int{p.kicks} }
 // failure is logged: an idle worker then notices this ring's frames only
 // at the end of its idle wait (milliseconds), nothing is lost.
 func (p *Port) watchKick(fd int) {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
-	if err := unix.EpollCtl(p.kicks, unix.EPOLL_CTL_ADD, fd, &ev); err != nil && !errors.Is(err, unix.EEXIST) {
+	if err := sysio.Epoll(p.kicks).Add(fd); err != nil && !errors.Is(err, os.ErrExist) {
 		p.log.Warn().Str("port", p.name).Err(err).Msg("vhost-user: cannot wait for the guest's kicks; an idle worker wakes less promptly")
 	}
 }
@@ -51,6 +47,6 @@ func (p *Port) watchKick(fd int) {
 // ours would leave it in the set.
 func (p *Port) unwatchKick(fd int) {
 	if fd >= 0 {
-		unix.EpollCtl(p.kicks, unix.EPOLL_CTL_DEL, fd, nil) // ENOENT: never added
+		sysio.Epoll(p.kicks).Remove(fd) // os.ErrNotExist: never added
 	}
 }

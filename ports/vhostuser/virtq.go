@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/xvswitch/xvs/internal/sysio"
 	"github.com/xvswitch/xvs/ring"
 )
 
@@ -105,8 +104,8 @@ type Queue struct {
 	hdrLen    int
 	mergeable bool
 	eventIdx  bool
-	call      int
-	kick      int
+	call      sysio.EventFD // -1: none
+	kick      sysio.EventFD // -1: none
 
 	desc      []byte // descriptor table, 16*size bytes
 	availRing []byte // avail->ring, 2*size bytes
@@ -122,12 +121,10 @@ type Queue struct {
 	usedFlags uint16 // used->flags as we publish it
 	notify    bool   // the guest is asked to kick for new transmit chains
 
-	maxTx      uint64 // most bytes of a transmit chain: header + virtqMaxFrame
-	hdr        [virtioNetHdrMrgLen]byte
-	nbLo       []byte // where the low byte of num_buffers landed in guest memory (Enqueue)
-	nbHi       []byte // and the high byte
-	eventfdOne [8]byte
-	kickBuf    [8]byte // drained kick counts land here (no allocation per read)
+	maxTx uint64 // most bytes of a transmit chain: header + virtqMaxFrame
+	hdr   [virtioNetHdrMrgLen]byte
+	nbLo  []byte // where the low byte of num_buffers landed in guest memory (Enqueue)
+	nbHi  []byte // and the high byte
 
 	flt     fault // details of the last fault, for fail
 	stopped bool
@@ -179,11 +176,10 @@ func NewQueue(mem *Memory, cfg QueueConfig) (*Queue, error) {
 		hdrLen:    cfg.HdrLen,
 		mergeable: cfg.Mergeable,
 		eventIdx:  cfg.EventIdx,
-		call:      cfg.Call,
-		kick:      cfg.Kick,
+		call:      sysio.EventFD(cfg.Call),
+		kick:      sysio.EventFD(cfg.Kick),
 		maxTx:     uint64(cfg.HdrLen) + virtqMaxFrame,
 	}
-	binary.LittleEndian.PutUint64(q.eventfdOne[:], 1)
 
 	desc, ok := mem.User(cfg.Desc, virtqDescSize*n)
 	if !ok {
@@ -515,10 +511,10 @@ func (q *Queue) publish(old uint16) {
 		want = q.availFlg.load()&virtqAvailFNoInterrupt == 0
 	}
 	if want && q.call >= 0 {
-		if _, err := unix.Write(q.call, q.eventfdOne[:]); err != nil && err != unix.EAGAIN {
+		if err := q.call.Signal(); err != nil {
 			q.ctr.callErrors.Add(1)
 		} else {
-			q.ctr.interrupts.Add(1) // EAGAIN: the counter is saturated, the guest has a signal pending
+			q.ctr.interrupts.Add(1) // also when the counter is saturated: the guest has a signal pending
 		}
 	}
 }
@@ -530,7 +526,7 @@ func (q *Queue) publish(old uint16) {
 // It is one read(2) each time the queue goes idle, not per call.
 func (q *Queue) enableNotify() {
 	if q.kick >= 0 {
-		unix.Read(q.kick, q.kickBuf[:]) // EAGAIN: nothing to drain
+		q.kick.Drain() // a failed read only leaves an old kick to wake the poller early
 	}
 	if q.eventIdx {
 		// If the guest keeps changing the neighbouring bytes, the store

@@ -1,7 +1,9 @@
 // Package shm maps the shared memory of an extension (layout in package
 // extensions/api) and moves descriptors through its rings. The switch
-// creates a region; the extension opens the one it inherited. Both sides
-// use the same Ring type: one side produces, the other consumes.
+// creates a region, a memfd whose size is sealed so that the extension
+// cannot shrink it under the switch; the extension opens the one it
+// inherited. Both sides use the same Ring type: one side produces, the
+// other consumes.
 package shm
 
 import (
@@ -11,9 +13,8 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/xvswitch/xvs/extensions/api"
+	"github.com/xvswitch/xvs/internal/sysio"
 )
 
 // ErrBadRegion is returned by Open for memory that does not follow the
@@ -35,22 +36,21 @@ type Channel struct {
 	Up   Ring // extension -> switch
 }
 
-// Create makes a memfd region with the given geometry and maps it.
+// Create makes a memfd region with the given geometry, its size sealed,
+// and maps it.
 func Create(name string, channels, ringSize, slotSize int) (*Region, error) {
 	if err := checkGeometry(channels, ringSize, slotSize); err != nil {
 		return nil, err
 	}
-	fd, err := unix.MemfdCreate("xvs-ext-"+name, unix.MFD_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("memfd_create: %w", err)
-	}
-	f := os.NewFile(uintptr(fd), "xvs-ext-"+name)
 	size := api.RegionSize(channels, ringSize, slotSize)
-	if err := unix.Ftruncate(fd, int64(size)); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("size shared memory to %d bytes: %w", size, err)
+	// The size is sealed: the extension, which is not trusted, cannot
+	// shrink the file under the switch's mapping, which would make the
+	// switch's next access to the lost pages raise SIGBUS and kill it.
+	f, err := sysio.MemFD("xvs-ext-"+name, size, true)
+	if err != nil {
+		return nil, fmt.Errorf("create shared memory: %w", err)
 	}
-	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := sysio.Map(int(f.Fd()), 0, size)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("map shared memory: %w", err)
@@ -66,19 +66,19 @@ func Create(name string, channels, ringSize, slotSize int) (*Region, error) {
 // Open maps a region created by the switch, checking its header against
 // its size.
 func Open(f *os.File) (*Region, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+	st, err := sysio.Stat(int(f.Fd()))
+	if err != nil {
 		return nil, fmt.Errorf("stat shared memory: %w", err)
 	}
 	if st.Size < api.HeaderSize || st.Size > 1<<34 {
 		return nil, fmt.Errorf("%w: %d bytes", ErrBadRegion, st.Size)
 	}
-	mem, err := unix.Mmap(int(f.Fd()), 0, int(st.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := sysio.Map(int(f.Fd()), 0, int(st.Size))
 	if err != nil {
 		return nil, fmt.Errorf("map shared memory: %w", err)
 	}
 	bad := func(format string, a ...any) (*Region, error) {
-		unix.Munmap(mem)
+		sysio.Unmap(mem)
 		return nil, fmt.Errorf("%w: "+format, append([]any{ErrBadRegion}, a...)...)
 	}
 	if m := get32(mem, api.OffMagic); m != api.Magic {
@@ -175,7 +175,7 @@ func (r *Region) Close() error {
 	if r.mem == nil {
 		return nil
 	}
-	err := unix.Munmap(r.mem)
+	err := sysio.Unmap(r.mem)
 	r.mem = nil
 	r.channels = nil
 	if cerr := r.file.Close(); err == nil {

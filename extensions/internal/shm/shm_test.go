@@ -132,6 +132,33 @@ func TestOpenRefusesBadRegions(t *testing.T) {
 	}
 }
 
+// The extension gets the region's memfd and is not trusted: it cannot
+// change the file's size, neither shrink it under the switch's mapping
+// (SIGBUS on the next access) nor grow it, through its own descriptor
+// either.
+func TestRegionSizeSealed(t *testing.T) {
+	host, peer := pairRegion(t, 1, 4, 64)
+	size := api.RegionSize(1, 4, 64)
+	peerFile, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(int(host.File().Fd())), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peerFile.Close()
+	for _, n := range []int64{0, api.HeaderSize, int64(size) + 4096} {
+		if err := peerFile.Truncate(n); !errors.Is(err, os.ErrPermission) {
+			t.Errorf("truncate the region to %d bytes: %v, want a permission error", n, err)
+		}
+	}
+	if fi, err := host.File().Stat(); err != nil || fi.Size() != int64(size) {
+		t.Fatalf("region file: %v, %v; want %d bytes", fi, err, size)
+	}
+	host.Channel(0).Down.Free() // both mappings still usable
+	peer.SetSleeping(true)
+	if !host.Sleeping() {
+		t.Fatal("the mappings no longer share memory")
+	}
+}
+
 // FuzzRingFromPeer plays a hostile peer: it writes arbitrary shared
 // indexes and descriptors; the consumer must never read outside the ring
 // or return a slot outside the slot area.
