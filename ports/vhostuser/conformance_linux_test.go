@@ -23,14 +23,6 @@ func TestConformance(t *testing.T) {
 		RxTooBig:  "too-big",
 		TxTooBig:  "too-big",
 		RxOverMTU: "too-big",
-		KnownBugs: map[string]string{
-			// The port offers no segmentation offload, so a guest frame
-			// above MTU+18 is a misbehaving guest's. The fix is a
-			// longest-frame limit for Queue.Dequeue (virtq.go; set from
-			// the MTU where device.go configures the queue), left for
-			// when virtq.go is not being changed in parallel.
-			"ReceiveOverMTU": "Receive delivers a guest frame longer than MTU+18 bytes: Queue.Dequeue drops a frame only when it does not fit the switch's buffer",
-		},
 	})
 }
 

@@ -399,6 +399,7 @@ func (d *device) startReady() error {
 		}
 		if i%2 == 1 { // the guest's transmit ring: Receive waits for its kicks
 			cfg.Kick = vr.kick
+			cfg.MaxFrame = d.p.mtu + ethHdrLen + ethVLANLen // as Transmit refuses
 		}
 		cfg.setFeatures(d.features)
 		q, qerr := NewQueue(d.mem.mem, cfg)

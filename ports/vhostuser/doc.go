@@ -92,8 +92,10 @@
 // batch and the device takes only to replace the slice. So once the device
 // has withdrawn a queue, no batch uses it, and guest memory is unmapped
 // only after every queue over it was withdrawn. Receive reads the
-// transmit queues round-robin; Transmit sends a frame to receive queue
-// Meta.Hash mod the running ones. Frames it cannot deliver are counted by
+// transmit queues round-robin, and drops a guest frame longer than the
+// MTU plus Ethernet and one VLAN tag (too-big); Transmit sends a frame to
+// receive queue Meta.Hash mod the running ones (computing the flow hash
+// when the frame has none). Frames it cannot deliver are counted by
 // reason in [Port.Stats] (not-connected, too-big, malformed, queue-error),
 // except those the guest posted no receive buffers for, which Transmit
 // does not consume and the switch counts as ring-full. A guest that breaks a

@@ -38,6 +38,11 @@ type QueueConfig struct {
 	// finding nothing), so that a poller waiting on it wakes for kicks
 	// that came after.
 	Kick int
+	// MaxFrame is the longest frame Dequeue takes from the guest (the
+	// port's MTU plus Ethernet and one VLAN tag); a longer one is dropped
+	// and counted as too-big, as one that does not fit the switch's
+	// buffer is. 0: as long as the buffer allows.
+	MaxFrame int
 }
 
 // Fault is a kind of guest misbehaviour that stops a [Queue].
@@ -102,6 +107,7 @@ type Queue struct {
 	size      uint16
 	mask      uint16
 	hdrLen    int
+	maxFrame  int // 0: no limit but the buffer's
 	mergeable bool
 	eventIdx  bool
 	call      sysio.EventFD // -1: none
@@ -174,6 +180,7 @@ func NewQueue(mem *Memory, cfg QueueConfig) (*Queue, error) {
 		size:      cfg.Size,
 		mask:      cfg.Size - 1,
 		hdrLen:    cfg.HdrLen,
+		maxFrame:  max(cfg.MaxFrame, 0),
 		mergeable: cfg.Mergeable,
 		eventIdx:  cfg.EventIdx,
 		call:      sysio.EventFD(cfg.Call),
@@ -315,7 +322,11 @@ func (q *Queue) Dequeue(b *ring.Batch) (int, error) {
 	for avail > 0 && i < ring.BatchSize {
 		head := binary.LittleEndian.Uint16(q.availRing[2*(q.last&q.mask):])
 		var n int
-		n, f = q.txChain(head, b.Room(i))
+		room := b.Room(i)
+		if q.maxFrame > 0 && len(room) > q.maxFrame {
+			room = room[:q.maxFrame]
+		}
+		n, f = q.txChain(head, room)
 		if f != FaultNone {
 			break
 		}
