@@ -11,10 +11,14 @@
 // running process through [Extension.Live]: nil while it is failed, and the
 // worker then applies the extension's [FailMode].
 //
-// The data path itself (which frames go to which extension, the per-flow
-// verdict cache, parking frames until their verdict) lives in package
-// vswitch; this package gives it the rings ([Instance.Channel]), the flow
-// key ([FlowKey]) and the verdict cache ([Cache]).
+// The data path of the chain is here too: a switch worker owns a [Stage]
+// and runs each batch through it ([Stage.Run]: scope, capture copies, the
+// per-flow verdict cache, parking a flow's first frame until its verdict).
+// At the start of each round [Stage.Poll] reads verdicts and injected
+// frames, takes the frames they release through the rest of the chain,
+// and hands back those that come out ([Stage.Resumed]) with where they go
+// on; the stage never calls into the switch. The chain itself is an
+// immutable [Chain] of links ([Link]) the switch rebuilds on every change.
 //
 // Extensions are written with package extensions/sdk; three real ones are
 // under extensions/examples.
