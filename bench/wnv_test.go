@@ -12,20 +12,15 @@ import (
 	"github.com/xvswitch/xvs/wnv"
 )
 
-// wnvTopology: two VMs of one tenant in two virtual subnets on one host,
-// each port replaying 64-byte UDP frames to the other through the virtual
-// gateway, so every frame is proxied-free, source-checked, routed (MACs
-// rewritten, TTL decremented with its checksum) by policy.
-func wnvTopology(tb testing.TB) *vswitch.Switch {
+// blueSwitch is a switch with tenant blue's policy on host 192.168.50.1
+// (uplink "uplink"): subnets and records as given.
+func blueSwitch(tb testing.TB, subnets []wnv.VirtualSubnetConfig, records ...wnv.LookupRecordConfig) (*vswitch.Switch, *wnv.Policy) {
 	tb.Helper()
 	pol, err := wnv.LoadConfig(wnv.PolicyConfig{
 		RoutingDomains:    []wnv.RoutingDomainConfig{{ID: "blue"}},
-		VirtualSubnets:    []wnv.VirtualSubnetConfig{{VSID: 5001, RoutingDomain: "blue", IPv4Prefix: "10.0.1.0/24"}, {VSID: 5002, RoutingDomain: "blue", IPv4Prefix: "10.0.2.0/24"}},
+		VirtualSubnets:    subnets,
 		ProviderAddresses: []wnv.ProviderAddressConfig{{Interface: "uplink", PA: "192.168.50.1", PrefixLength: 24}},
-		LookupRecords: []wnv.LookupRecordConfig{
-			{VSID: 5001, CA: "10.0.1.10", MAC: "02:00:00:00:01:0a", PA: "192.168.50.1", VMName: "a"},
-			{VSID: 5002, CA: "10.0.2.30", MAC: "02:00:00:00:02:0c", PA: "192.168.50.1", VMName: "b"},
-		},
+		LookupRecords:     records,
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -35,6 +30,18 @@ func wnvTopology(tb testing.TB) *vswitch.Switch {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { sw.Close() })
+	return sw, pol
+}
+
+// wnvTopology: two VMs of one tenant in two virtual subnets on one host,
+// each port replaying 64-byte UDP frames to the other through the virtual
+// gateway, so every frame is proxied-free, source-checked, routed (MACs
+// rewritten, TTL decremented with its checksum) by policy.
+func wnvTopology(tb testing.TB) *vswitch.Switch {
+	tb.Helper()
+	sw, pol := blueSwitch(tb, []wnv.VirtualSubnetConfig{{VSID: 5001, RoutingDomain: "blue", IPv4Prefix: "10.0.1.0/24"}, {VSID: 5002, RoutingDomain: "blue", IPv4Prefix: "10.0.2.0/24"}},
+		wnv.LookupRecordConfig{VSID: 5001, CA: "10.0.1.10", MAC: "02:00:00:00:01:0a", PA: "192.168.50.1", VMName: "a"},
+		wnv.LookupRecordConfig{VSID: 5002, CA: "10.0.2.30", MAC: "02:00:00:00:02:0c", PA: "192.168.50.1", VMName: "b"})
 	gw := pol.Snapshot().GatewayMAC()
 	a := porttest.NewReplay("a", [][]byte{udp64(gw[:], net.HardwareAddr{2, 0, 0, 0, 1, 0x0a}, "10.0.1.10", "10.0.2.30")})
 	b := porttest.NewReplay("b", [][]byte{udp64(gw[:], net.HardwareAddr{2, 0, 0, 0, 2, 0x0c}, "10.0.2.30", "10.0.1.10")})
@@ -87,23 +94,9 @@ func TestForwardWNVDelivers(t *testing.T) {
 // host with PA 192.168.50.2, whose MAC the switch has learned.
 func hostTopology(tb testing.TB, vmFrames, upFrames [][]byte) *vswitch.Switch {
 	tb.Helper()
-	pol, err := wnv.LoadConfig(wnv.PolicyConfig{
-		RoutingDomains:    []wnv.RoutingDomainConfig{{ID: "blue"}},
-		VirtualSubnets:    []wnv.VirtualSubnetConfig{{VSID: 5001, RoutingDomain: "blue", IPv4Prefix: "10.0.1.0/24"}},
-		ProviderAddresses: []wnv.ProviderAddressConfig{{Interface: "uplink", PA: "192.168.50.1", PrefixLength: 24}},
-		LookupRecords: []wnv.LookupRecordConfig{
-			{VSID: 5001, CA: "10.0.1.10", MAC: "02:00:00:00:01:0a", PA: "192.168.50.1", VMName: "vm"},
-			{VSID: 5001, CA: "10.0.1.20", MAC: "02:00:00:00:01:0b", PA: "192.168.50.2", VMName: "vm2"},
-		},
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	sw, err := vswitch.New(vswitch.Config{Policy: pol})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { sw.Close() })
+	sw, _ := blueSwitch(tb, []wnv.VirtualSubnetConfig{{VSID: 5001, RoutingDomain: "blue", IPv4Prefix: "10.0.1.0/24"}},
+		wnv.LookupRecordConfig{VSID: 5001, CA: "10.0.1.10", MAC: "02:00:00:00:01:0a", PA: "192.168.50.1", VMName: "vm"},
+		wnv.LookupRecordConfig{VSID: 5001, CA: "10.0.1.20", MAC: "02:00:00:00:01:0b", PA: "192.168.50.2", VMName: "vm2"})
 	upMAC := net.HardwareAddr{2, 0xaa, 0, 0, 0, 1}
 	// learn the other host's MAC from an ARP reply on the uplink first
 	learn := porttest.New("uplink", upMAC)

@@ -215,24 +215,19 @@ func (t FiveTuple) Protocol() uint8 { return uint8(t.info >> 8) }
 func (t FiveTuple) Addrs() []byte { return t.addrs }
 
 // Src returns the source address; the zero Addr if the frame is not IP.
-func (t FiveTuple) Src() netip.Addr {
-	switch len(t.addrs) {
-	case 8:
-		return netip.AddrFrom4([4]byte(t.addrs[0:4]))
-	case 32:
-		return netip.AddrFrom16([16]byte(t.addrs[0:16]))
-	}
-	return netip.Addr{}
-}
+func (t FiveTuple) Src() netip.Addr { return t.addr(0) }
 
 // Dst returns the destination address; the zero Addr if the frame is not
 // IP.
-func (t FiveTuple) Dst() netip.Addr {
-	switch len(t.addrs) {
-	case 8:
-		return netip.AddrFrom4([4]byte(t.addrs[4:8]))
-	case 32:
-		return netip.AddrFrom16([16]byte(t.addrs[16:32]))
+func (t FiveTuple) Dst() netip.Addr { return t.addr(1) }
+
+// addr returns the source (i 0) or destination (i 1) address.
+func (t FiveTuple) addr(i int) netip.Addr {
+	switch n := len(t.addrs) / 2; n {
+	case 4:
+		return netip.AddrFrom4([4]byte(t.addrs[i*n : i*n+n]))
+	case 16:
+		return netip.AddrFrom16([16]byte(t.addrs[i*n : i*n+n]))
 	}
 	return netip.Addr{}
 }

@@ -99,6 +99,14 @@ func (r *rig) expect(f []byte, to ...string) {
 	}
 }
 
+// sendExpect sends f on port in and checks that it reaches exactly the
+// ports to.
+func (r *rig) sendExpect(in string, f []byte, to ...string) {
+	r.t.Helper()
+	r.send(in, f)
+	r.expect(f, to...)
+}
+
 func (r *rig) drops(port string, reason DropReason) uint64 {
 	r.t.Helper()
 	st, err := r.sw.Stats(port)
@@ -117,17 +125,11 @@ var (
 
 func TestFloodStaysInVSID(t *testing.T) {
 	r := newRig(t, Config{}, map[string]uint32{"a": 5001, "b": 5001, "c": 5001, "x": 5002, "y": 5002, "z": 0})
-	f := frame(bcast, macA, "hello")
-	r.send("a", f)
-	r.expect(f, "b", "c")
+	r.sendExpect("a", frame(bcast, macA, "hello"), "b", "c")
 	// Unknown unicast floods the same way.
-	u := frame(macD, macA, "unknown")
-	r.send("a", u)
-	r.expect(u, "b", "c")
+	r.sendExpect("a", frame(macD, macA, "unknown"), "b", "c")
 	// A multicast destination too.
-	m := frame(mac("01:00:5e:00:00:01"), macA, "mcast")
-	r.send("a", m)
-	r.expect(m, "b", "c")
+	r.sendExpect("a", frame(mac("01:00:5e:00:00:01"), macA, "mcast"), "b", "c")
 }
 
 func TestKnownUnicastGoesToOnePort(t *testing.T) {
@@ -135,13 +137,9 @@ func TestKnownUnicastGoesToOnePort(t *testing.T) {
 	r.send("b", frame(bcast, macB, "b announces"))
 	r.p["a"].Sent()
 	r.p["c"].Sent()
-	f := frame(macB, macA, "to b")
-	r.send("a", f)
-	r.expect(f, "b")
+	r.sendExpect("a", frame(macB, macA, "to b"), "b")
 	// and back: a was learned from the last frame
-	g := frame(macA, macB, "to a")
-	r.send("b", g)
-	r.expect(g, "a")
+	r.sendExpect("b", frame(macA, macB, "to a"), "a")
 }
 
 func TestSameMACInTwoVSIDsIsTwoStations(t *testing.T) {
@@ -151,22 +149,14 @@ func TestSameMACInTwoVSIDsIsTwoStations(t *testing.T) {
 	r.send("y", frame(bcast, macB, "b in 5002"))
 	r.p["a"].Sent()
 	r.p["x"].Sent()
-	f := frame(macB, macA, "5001 to b")
-	r.send("a", f)
-	r.expect(f, "b")
-	g := frame(macB, macA, "5002 to b")
-	r.send("x", g)
-	r.expect(g, "y")
+	r.sendExpect("a", frame(macB, macA, "5001 to b"), "b")
+	r.sendExpect("x", frame(macB, macA, "5002 to b"), "y")
 }
 
 func TestNonVirtualizedBridge(t *testing.T) {
 	r := newRig(t, Config{}, map[string]uint32{"u1": 0, "u2": 0, "u3": 0, "v": 5001})
-	f := frame(bcast, macA, "plain")
-	r.send("u1", f)
-	r.expect(f, "u2", "u3")
-	g := frame(macA, macC, "to a")
-	r.send("u3", g)
-	r.expect(g, "u1")
+	r.sendExpect("u1", frame(bcast, macA, "plain"), "u2", "u3")
+	r.sendExpect("u3", frame(macA, macC, "to a"), "u1")
 }
 
 func TestNeverBackOutTheIngressPort(t *testing.T) {
@@ -263,9 +253,7 @@ func TestStationMove(t *testing.T) {
 	for _, p := range r.p {
 		p.Sent()
 	}
-	f := frame(macB, macA, "to b")
-	r.send("a", f)
-	r.expect(f, "c")
+	r.sendExpect("a", frame(macB, macA, "to b"), "c")
 }
 
 func TestRingFullCounted(t *testing.T) {
@@ -325,9 +313,7 @@ func TestSetPortVSID(t *testing.T) {
 	f := frame(macB, macA, "to b, which left")
 	r.send("a", f)
 	r.expect(f) // a is alone in 5001 now; b's entry is gone
-	g := frame(bcast, macD, "in 5002")
-	r.send("x", g)
-	r.expect(g, "b")
+	r.sendExpect("x", frame(bcast, macD, "in 5002"), "b")
 }
 
 // TestRunningWorkers drives real poll-mode workers (run with -race).

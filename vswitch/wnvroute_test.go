@@ -62,6 +62,20 @@ func udp4(dstMAC, srcMAC [6]byte, src, dst string, ttl byte) []byte {
 	return f
 }
 
+// sendOne sends f on port in and returns the one frame that arrived on
+// port out (what), failing unless exactly one did and none arrived
+// elsewhere.
+func (r *rig) sendOne(in string, f []byte, out, what string) []byte {
+	r.t.Helper()
+	r.send(in, f)
+	got := r.p[out].Sent()
+	r.expect(nil)
+	if len(got) != 1 {
+		r.t.Fatalf("%s: %s got %d frames, want 1", what, out, len(got))
+	}
+	return got[0]
+}
+
 func TestRouteDeliversRoutesAndIsolates(t *testing.T) {
 	r := newRig(t, Config{Policy: routePolicy(t)}, map[string]uint32{"a": 5001, "b": 5001, "c": 5002, "x": 6001, "y": 6001})
 	macA, macB, macC := mustMAC("02:00:00:00:01:0a"), mustMAC("02:00:00:00:01:0b"), mustMAC("02:00:00:00:02:0c")
@@ -73,15 +87,10 @@ func TestRouteDeliversRoutesAndIsolates(t *testing.T) {
 	r.expect(f, "b")
 
 	// Other VSID of the same routing domain: routed through the gateway.
-	r.send("a", udp4(gw, macA, "10.0.1.10", "10.0.2.30", 64))
-	got := r.p["c"].Sent()
-	r.expect(nil)
-	if len(got) != 1 {
-		t.Fatalf("routed frame: c got %d frames, want 1", len(got))
-	}
-	ip, _ := header.ParseIPv4(got[0][14:])
-	if [6]byte(got[0][0:6]) != macC || [6]byte(got[0][6:12]) != gw || ip.TTL() != 63 || !ip.ChecksumValid() {
-		t.Fatalf("routed frame %x: want dst %x, src gateway, TTL 63, valid checksum", got[0][:34], macC)
+	got := r.sendOne("a", udp4(gw, macA, "10.0.1.10", "10.0.2.30", 64), "c", "routed frame")
+	ip, _ := header.ParseIPv4(got[14:])
+	if [6]byte(got[0:6]) != macC || [6]byte(got[6:12]) != gw || ip.TTL() != 63 || !ip.ChecksumValid() {
+		t.Fatalf("routed frame %x: want dst %x, src gateway, TTL 63, valid checksum", got[:34], macC)
 	}
 
 	// red's VM reuses 10.0.1.10 and asks for 10.0.2.30 (blue only): isolation.
@@ -105,17 +114,12 @@ func TestRouteDeliversRoutesAndIsolates(t *testing.T) {
 
 	// TTL exhausted while routing: dropped, counted, and answered with
 	// ICMP time exceeded from the source subnet's gateway, to a only.
-	r.send("a", udp4(gw, macA, "10.0.1.10", "10.0.2.30", 1))
-	back := r.p["a"].Sent()
-	r.expect(nil)
-	if len(back) != 1 {
-		t.Fatalf("TTL exhausted: a got %d frames back, want 1 ICMP time exceeded", len(back))
-	}
-	icmp, err := header.ParseIPv4(back[0][14:])
+	back := r.sendOne("a", udp4(gw, macA, "10.0.1.10", "10.0.2.30", 1), "a", "ICMP time exceeded for an exhausted TTL")
+	icmp, err := header.ParseIPv4(back[14:])
 	if err != nil || icmp.Protocol() != header.ProtocolICMP || icmp.Payload()[0] != header.ICMPv4TimeExceeded ||
 		icmp.SrcAddr() != netip.MustParseAddr("10.0.1.1") || icmp.DstAddr() != netip.MustParseAddr("10.0.1.10") ||
-		[6]byte(back[0][0:6]) != macA || [6]byte(back[0][6:12]) != gw {
-		t.Fatalf("TTL exhausted: answer %x (%v), want ICMP time exceeded from 10.0.1.1 (gateway MAC) to 10.0.1.10", back[0], err)
+		[6]byte(back[0:6]) != macA || [6]byte(back[6:12]) != gw {
+		t.Fatalf("TTL exhausted: answer %x (%v), want ICMP time exceeded from 10.0.1.1 (gateway MAC) to 10.0.1.10", back, err)
 	}
 	// Unknown address in a known subnet; a destination on another host
 	// (no uplink).

@@ -120,20 +120,11 @@ func runLoop(args []string, stdout, stderr io.Writer) int {
 	if f == nil {
 		return code
 	}
-	fail := func(err error) int {
-		fmt.Fprintf(stderr, "xvs-pktgen loop: %v\n", err)
-		return exitError
+	r, code := startRun("loop", f.quiet, f.jsonOut, stdout, stderr)
+	if r == nil {
+		return code
 	}
-	if missing := gen.MissingCaps(); len(missing) > 0 {
-		return fail(gen.PermissionError(missing))
-	}
-	progress := stdout
-	switch {
-	case f.quiet:
-		progress = io.Discard
-	case f.jsonOut:
-		progress = stderr
-	}
+	fail, progress := r.fail, r.progress
 	fc := f.frameConfig()
 	if fc.DstMAC == nil {
 		mac, err := gen.DeviceMAC(f.peerDev, f.peerNetns)

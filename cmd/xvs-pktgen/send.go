@@ -217,20 +217,11 @@ func runSend(args []string, stdout, stderr io.Writer) int {
 	if f == nil {
 		return code
 	}
-	fail := func(err error) int {
-		fmt.Fprintf(stderr, "xvs-pktgen send: %v\n", err)
-		return exitError
+	r, code := startRun("send", f.quiet, f.jsonOut, stdout, stderr)
+	if r == nil {
+		return code
 	}
-	if missing := gen.MissingCaps(); len(missing) > 0 {
-		return fail(gen.PermissionError(missing))
-	}
-	progress := stdout
-	switch {
-	case f.quiet:
-		progress = io.Discard
-	case f.jsonOut:
-		progress = stderr
-	}
+	fail, progress := r.fail, r.progress
 
 	var sink *gen.Sink
 	if f.sinkDev != "" {

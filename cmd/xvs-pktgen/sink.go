@@ -61,20 +61,11 @@ func runSink(args []string, stdout, stderr io.Writer) int {
 	case !oneOf(xdpMode, gen.XDPModeAuto, gen.XDPModeNative, gen.XDPModeGeneric):
 		return usage("--xdp-mode %q: want auto, native or generic", xdpMode)
 	}
-	fail := func(err error) int {
-		fmt.Fprintf(stderr, "xvs-pktgen sink: %v\n", err)
-		return exitError
+	r, code := startRun("sink", quiet, jsonOut, stdout, stderr)
+	if r == nil {
+		return code
 	}
-	if missing := gen.MissingCaps(); len(missing) > 0 {
-		return fail(gen.PermissionError(missing))
-	}
-	progress := stdout
-	switch {
-	case quiet:
-		progress = io.Discard
-	case jsonOut:
-		progress = stderr
-	}
+	fail, progress := r.fail, r.progress
 
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)

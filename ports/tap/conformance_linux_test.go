@@ -14,12 +14,12 @@ import (
 // refuses), so the suite's check of such a frame on receive is skipped.
 func TestConformance(t *testing.T) {
 	needRoot(t)
-	conformance.Run(t, conformance.Harness{
-		New: func(t *testing.T) (ports.Port, conformance.Peer) {
-			p, ns := portInNS(t, Config{})
-			return p, conformance.NewPacketPeer(t, ns, p.Dev())
-		},
-		RxTooBig: "too-big",
-		TxTooBig: "too-big",
-	})
+	conformance.Run(t, conformance.Harness{New: newConformancePort, RxTooBig: "too-big", TxTooBig: "too-big"})
+}
+
+// newConformancePort is a port in a namespace of its own and, as its
+// peer, a packet socket on its device there.
+func newConformancePort(t *testing.T) (ports.Port, conformance.Peer) {
+	p, ns := portInNS(t, Config{})
+	return p, conformance.NewPacketPeer(t, ns, p.Dev())
 }

@@ -42,18 +42,21 @@ type rig struct {
 
 func newRig(t *testing.T, cfg Config) *rig {
 	t.Helper()
-	pol, err := wnv.LoadConfig(wnv.PolicyConfig{
+	pc := wnv.PolicyConfig{
 		GatewayMAC:        "02:58:56:00:00:01",
 		RoutingDomains:    []wnv.RoutingDomainConfig{{ID: "blue"}},
 		VirtualSubnets:    []wnv.VirtualSubnetConfig{{VSID: 5001, RoutingDomain: "blue", IPv4Prefix: "10.0.1.0/24", IPv6Prefix: "fd00:1::/64"}},
 		ProviderAddresses: []wnv.ProviderAddressConfig{{Interface: "uplink", PA: "192.168.50.1", PrefixLength: 24}},
-		LookupRecords: []wnv.LookupRecordConfig{
-			{VSID: 5001, CA: "10.0.1.10", MAC: "02:00:00:00:01:0a", PA: "192.168.50.1", VMName: "vm"},
-			{VSID: 5001, CA: "fd00:1::10", MAC: "02:00:00:00:01:0a", PA: "192.168.50.1", VMName: "vm"},
-			{VSID: 5001, CA: "10.0.1.20", MAC: "02:00:00:00:01:0b", PA: "192.168.50.2", VMName: "peer"},
-			{VSID: 5001, CA: "fd00:1::20", MAC: "02:00:00:00:01:0b", PA: "192.168.50.2", VMName: "peer"},
-		},
-	})
+	}
+	for _, vm := range []struct{ name, mac, pa, v4, v6 string }{
+		{"vm", "02:00:00:00:01:0a", "192.168.50.1", "10.0.1.10", "fd00:1::10"},
+		{"peer", "02:00:00:00:01:0b", "192.168.50.2", "10.0.1.20", "fd00:1::20"},
+	} {
+		for _, ca := range []string{vm.v4, vm.v6} {
+			pc.LookupRecords = append(pc.LookupRecords, wnv.LookupRecordConfig{VSID: 5001, CA: ca, MAC: vm.mac, PA: vm.pa, VMName: vm.name})
+		}
+	}
+	pol, err := wnv.LoadConfig(pc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package datapath
 
 import (
 	"encoding/binary"
-	"net/netip"
 
 	"github.com/xvswitch/xvs/header"
 	"github.com/xvswitch/xvs/wnv"
@@ -61,31 +60,20 @@ func (e *Explainer) Resolve(in *Port, frame []byte, step Step) bool {
 // Route explains Route for a unicast frame from in; true when it decides
 // (false: the bridge does).
 func (e *Explainer) Route(in *Port, frame []byte, step Step) bool {
-	var srcIP, dstIP netip.Addr
-	var ttl uint8
-	switch binary.BigEndian.Uint16(frame[12:14]) {
-	case header.EtherTypeIPv4:
-		ip, err := header.ParseIPv4(frame[header.EthernetHeaderLen:])
-		if err != nil {
-			step("route", "drop (malformed): %v", err)
-			return true
-		}
-		srcIP, dstIP, ttl = ip.SrcAddr(), ip.DstAddr(), ip.TTL()
-	case header.EtherTypeIPv6:
-		ip, err := header.ParseIPv6(frame[header.EthernetHeaderLen:])
-		if err != nil {
-			step("route", "drop (malformed): %v", err)
-			return true
-		}
-		srcIP, dstIP, ttl = ip.SrcAddr(), ip.DstAddr(), ip.HopLimit()
-		if srcIP.IsLinkLocalUnicast() || dstIP.IsLinkLocalUnicast() {
-			step("route", "link-local: left to the bridge")
-			return false
-		}
-	default:
+	var r routable
+	bridge, err := readRoutable(frame, &r)
+	switch {
+	case err != nil:
+		step("route", "drop (malformed): %v", err)
+		return true
+	case bridge && r.ip6 != nil:
+		step("route", "link-local: left to the bridge")
+		return false
+	case bridge:
 		step("route", "not IP: left to the bridge")
 		return false
 	}
+	srcIP, dstIP, ttl := r.src, r.dst, r.hops
 	fe := flowVerdict(e.Policy, e.Ports, in, srcIP, dstIP, wnv.MAC(frame[6:12]))
 	switch fe.drop {
 	case NumReasons:
@@ -100,20 +88,20 @@ func (e *Explainer) Route(in *Port, frame []byte, step Step) bool {
 	if fe.routed {
 		how = "routed through the gateway to VSID"
 	}
-	r := fe.rec
-	step("route", "%s %s %d: record %s (MAC %s, PA %s, rule %s)", dstIP, how, fe.dstVSID, r.CA, r.MAC, r.PA, r.Rule)
+	rec := fe.rec
+	step("route", "%s %s %d: record %s (MAC %s, PA %s, rule %s)", dstIP, how, fe.dstVSID, rec.CA, rec.MAC, rec.PA, rec.Rule)
 	if fe.routed && ttl <= 1 {
 		step("route", "drop (ttl): hop limit %d runs out here; ICMP time exceeded back to %s", ttl, in.Name)
 		return true
 	}
 	if !fe.remote {
-		step("egress", "local: to port %s", r.VMName)
+		step("egress", "local: to port %s", rec.VMName)
 		return true
 	}
 	port, _ := e.Provider.Uplink(e.Policy)
-	nh, ok := e.Policy.ProviderNextHop(r.PA)
+	nh, ok := e.Policy.ProviderNextHop(rec.PA)
 	if !ok || e.Ports.ByName(port) == nil {
-		step("egress", "drop (no-uplink): no uplink port or provider route toward %s", r.PA)
+		step("egress", "drop (no-uplink): no uplink port or provider route toward %s", rec.PA)
 		return true
 	}
 	mac, known := e.Provider.Neighbor(nh)
@@ -121,10 +109,10 @@ func (e *Explainer) Route(in *Port, frame []byte, step Step) bool {
 	if known {
 		nhs = wnv.MAC(mac).String()
 	}
-	if r.Rule == wnv.RuleRewrite {
-		step("egress", "IP rewrite to %s out of %s, next hop %s (%s)", r.PA, port, nh, nhs)
+	if rec.Rule == wnv.RuleRewrite {
+		step("egress", "IP rewrite to %s out of %s, next hop %s (%s)", rec.PA, port, nh, nhs)
 	} else {
-		step("egress", "NVGRE to %s (VSID %d) out of %s, next hop %s (%s)", r.PA, fe.dstVSID, port, nh, nhs)
+		step("egress", "NVGRE to %s (VSID %d) out of %s, next hop %s (%s)", rec.PA, fe.dstVSID, port, nh, nhs)
 	}
 	return true
 }

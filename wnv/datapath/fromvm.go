@@ -9,6 +9,108 @@ import (
 	"github.com/xvswitch/xvs/wnv"
 )
 
+// Frames from VMs, in the order the switch calls the module for them:
+// Resolve before the extensions, Route after.
+
+// Resolve is the address resolution step for a batch from a VM port whose
+// VSID is a virtual subnet (IsVirtual; the caller checks): it answers ARP
+// requests and IPv6 Neighbor Solicitations from the policy's lookup
+// records (and for each subnet's gateway with the gateway MAC), so that
+// address resolution never floods and never reaches the provider network.
+// A request for an address the policy does not know is dropped
+// (no-policy) and told to Config.Miss; other ARP and ND messages from VMs
+// (replies, announcements, router messages) are absorbed (proxied).
+// Answers are emitted toward the VM's port; every other frame is Continue.
+func (m *Module) Resolve(in *Port, b *ring.Batch) []Verdict {
+	vs := m.verdictsFor(b.N)
+	for i := range b.N {
+		d := b.Data(i)
+		switch binary.BigEndian.Uint16(d[12:14]) {
+		case header.EtherTypeARP:
+			m.resolveARP(in, d[header.EthernetHeaderLen:], &vs[i])
+		case header.EtherTypeIPv6:
+			m.resolveND(in, d, &vs[i])
+		}
+	}
+	return vs
+}
+
+func (m *Module) resolveARP(in *Port, pkt []byte, v *Verdict) {
+	arp, err := header.ParseARP(pkt)
+	if err != nil {
+		m.drop(v, DropMalformed)
+		return
+	}
+	if arp.Op() != header.ARPRequest || arp.IsGratuitous() {
+		m.drop(v, DropProxied) // replies and announcements stop here
+		return
+	}
+	mac, buf, idx, ok := m.answer(in, arp.TPAAddr(), v)
+	if ok {
+		n, err := header.WriteARPReply(buf, arp, mac)
+		m.emit(in.Index, idx, n, err)
+	}
+}
+
+// resolveND handles ICMPv6 Neighbor Discovery; every other IPv6 frame is
+// left as Continue.
+func (m *Module) resolveND(in *Port, d []byte, v *Verdict) {
+	ip, err := header.ParseIPv6(d[header.EthernetHeaderLen:])
+	if err != nil || ip.NextHeader() != header.ProtocolICMPv6 {
+		return
+	}
+	p := ip.Payload()
+	if len(p) < 1 {
+		return
+	}
+	switch p[0] {
+	case header.ICMPv6NeighborSolicit:
+	case header.ICMPv6RouterSolicit, header.ICMPv6RouterAdvert, header.ICMPv6NeighborAdvert, header.ICMPv6Redirect:
+		m.drop(v, DropProxied)
+		return
+	default:
+		return
+	}
+	ns, err := header.ParseNeighborSolicit(ip)
+	if err != nil {
+		m.drop(v, DropMalformed)
+		return
+	}
+	mac, buf, idx, ok := m.answer(in, ns.TargetAddr(), v)
+	if ok {
+		n, err := header.WriteNeighborAdvert(buf, [6]byte(d[6:12]), ip, ns, mac, false)
+		m.emit(in.Index, idx, n, err)
+	}
+}
+
+// answer resolves addr for a request from in: with its MAC and a spare
+// buffer to write the answer into (the request is Taken), or false when
+// the policy does not know addr (no-policy, told to Config.Miss) or no
+// buffer is left (pool-empty).
+func (m *Module) answer(in *Port, addr netip.Addr, v *Verdict) (mac [6]byte, buf []byte, idx uint32, ok bool) {
+	mac, ok = Resolve(m.pol, in.VSID, addr)
+	if !ok {
+		v.Action, v.Reason = Drop, DropNoPolicy
+		m.miss(in.VSID, addr)
+		return mac, nil, 0, false
+	}
+	v.Action = Taken
+	buf, idx, ok = m.spare()
+	return mac, buf, idx, ok
+}
+
+// Resolve answers "who has addr" in vsid: a lookup record's MAC, or the
+// gateway MAC for the subnet's gateway address.
+func Resolve(pol *wnv.Snapshot, vsid uint32, addr netip.Addr) ([6]byte, bool) {
+	if r, ok := pol.LookupCA(vsid, addr); ok {
+		return r.MAC, true
+	}
+	if sub, ok := pol.Subnet(vsid); ok && (addr == sub.Gateway4() || (sub.IPv6Prefix.IsValid() && addr == sub.Gateway6())) {
+		return pol.GatewayMAC(), true
+	}
+	return [6]byte{}, false
+}
+
 // Route is the WNV step for a batch from a VM port whose VSID is a virtual
 // subnet (IsVirtual; the caller checks), after the extensions have seen it.
 // The policy, not MAC learning, decides where unicast IP goes, and
@@ -51,30 +153,16 @@ func (m *Module) Route(in *Port, b *ring.Batch) []Verdict {
 // routeFrame decides one unicast frame; it leaves v Continue for frames
 // that are not routable IP.
 func (m *Module) routeFrame(in *Port, gw wnv.MAC, f *ring.Frame, d []byte, v *Verdict) {
-	var src, dst netip.Addr
-	var ip4 header.IPv4
-	var ip6 header.IPv6
-	switch binary.BigEndian.Uint16(d[12:14]) {
-	case header.EtherTypeIPv4:
-		var err error
-		if ip4, err = header.ParseIPv4(d[header.EthernetHeaderLen:]); err != nil {
-			m.drop(v, DropMalformed)
-			return
-		}
-		src, dst = ip4.SrcAddr(), ip4.DstAddr()
-	case header.EtherTypeIPv6:
-		var err error
-		if ip6, err = header.ParseIPv6(d[header.EthernetHeaderLen:]); err != nil {
-			m.drop(v, DropMalformed)
-			return
-		}
-		src, dst = ip6.SrcAddr(), ip6.DstAddr()
-		if src.IsLinkLocalUnicast() || dst.IsLinkLocalUnicast() {
-			return // link-local stays on the link: the bridge
-		}
-	default:
+	var r routable
+	bridge, err := readRoutable(d, &r)
+	switch {
+	case err != nil:
+		m.drop(v, DropMalformed)
+		return
+	case bridge:
 		return
 	}
+	src, dst, ip4, ip6 := r.src, r.dst, r.ip4, r.ip6
 	srcMAC := wnv.MAC(d[6:12])
 	fe := m.flow(in, src, dst, srcMAC)
 	if fe.drop != NumReasons {
@@ -117,6 +205,37 @@ func (m *Module) routeFrame(in *Port, gw wnv.MAC, f *ring.Frame, d []byte, v *Ve
 	if m.encapWith(f, &fe.encap, fe.dstVSID, v) == encapTooBig {
 		m.tooBig(in, srcMAC, ip4, ip6, fe.encap.mtu-header.NVGREOverhead)
 	}
+}
+
+// routable is what Route reads of a unicast frame: its IP header (ip4 or
+// ip6) and addresses.
+type routable struct {
+	ip4      header.IPv4
+	ip6      header.IPv6
+	src, dst netip.Addr
+	hops     uint8 // TTL or hop limit
+}
+
+// readRoutable reads a frame's IP header into r. bridge: not IPv4 or
+// IPv6, or IPv6 to or from a link-local address (it stays on the link):
+// the learning bridge's to forward. err: an IP header that does not parse.
+func readRoutable(d []byte, r *routable) (bridge bool, err error) {
+	switch binary.BigEndian.Uint16(d[12:14]) {
+	case header.EtherTypeIPv4:
+		if r.ip4, err = header.ParseIPv4(d[header.EthernetHeaderLen:]); err != nil {
+			return false, err
+		}
+		r.src, r.dst, r.hops = r.ip4.SrcAddr(), r.ip4.DstAddr(), r.ip4.TTL()
+	case header.EtherTypeIPv6:
+		if r.ip6, err = header.ParseIPv6(d[header.EthernetHeaderLen:]); err != nil {
+			return false, err
+		}
+		r.src, r.dst, r.hops = r.ip6.SrcAddr(), r.ip6.DstAddr(), r.ip6.HopLimit()
+		return r.src.IsLinkLocalUnicast() || r.dst.IsLinkLocalUnicast(), nil
+	default:
+		return true, nil
+	}
+	return false, nil
 }
 
 // flowEntry memoises the policy's verdict on one flow (ingress port,
