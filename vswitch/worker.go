@@ -229,6 +229,7 @@ func (w *worker) afterExtensions(snap *snapshot, v *portView, b *ring.Batch, now
 func (w *worker) applyWNV(snap *snapshot, b *ring.Batch, vs []datapath.Verdict) {
 	w.takeWNV(snap)
 	kept := 0
+	var last *portState // frames of a batch mostly go to one port
 	for i := range b.N {
 		f := &b.Frames[i]
 		switch vs[i].Action {
@@ -239,7 +240,10 @@ func (w *worker) applyWNV(snap *snapshot, b *ring.Batch, vs []datapath.Verdict) 
 			}
 			kept++
 		case datapath.Deliver, datapath.Send:
-			w.enqueue(snap.views[vs[i].Port].st, f)
+			if last == nil || last.idx != vs[i].Port {
+				last = snap.views[vs[i].Port].st
+			}
+			w.enqueue(last, f)
 		case datapath.Flood:
 			dom := snap.byVSID[f.VSID]
 			if dom == nil {

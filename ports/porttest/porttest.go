@@ -171,6 +171,20 @@ func (p *Port) Transmit(b *ring.Batch) (int, error) {
 	maxLen := p.mtu + maxOverMTU
 	var sent, tooBig, bytes uint64
 	i := 0
+	if !p.collect && limit < 0 {
+		// A benchmark's port: only count, in a loop as tight as the
+		// switch's own, so that the harness does not weigh on the figure.
+		for ; i < b.N; i++ {
+			l := uint64(b.Frames[i].Len)
+			if l > uint64(maxLen) {
+				tooBig++
+				continue
+			}
+			bytes += l
+		}
+		sent = uint64(b.N) - tooBig
+		i = b.N
+	}
 	if p.collect {
 		p.mu.Lock()
 	}

@@ -164,7 +164,7 @@ func (m *Module) routeFrame(in *Port, gw wnv.MAC, f *ring.Frame, d []byte, v *Ve
 	}
 	src, dst, ip4, ip6 := r.src, r.dst, r.ip4, r.ip6
 	srcMAC := wnv.MAC(d[6:12])
-	fe := m.flow(in, src, dst, srcMAC)
+	fe := m.flow(in, r.key, src, dst, srcMAC)
 	if fe.drop != NumReasons {
 		m.drop(v, fe.drop)
 		return
@@ -213,7 +213,8 @@ type routable struct {
 	ip4      header.IPv4
 	ip6      header.IPv6
 	src, dst netip.Addr
-	hops     uint8 // TTL or hop limit
+	hops     uint8  // TTL or hop limit
+	key      uint64 // the addresses folded, read from the header: the flow cache's slot
 }
 
 // readRoutable reads a frame's IP header into r. bridge: not IPv4 or
@@ -226,11 +227,15 @@ func readRoutable(d []byte, r *routable) (bridge bool, err error) {
 			return false, err
 		}
 		r.src, r.dst, r.hops = r.ip4.SrcAddr(), r.ip4.DstAddr(), r.ip4.TTL()
+		r.key = binary.LittleEndian.Uint64(r.ip4[12:20])
 	case header.EtherTypeIPv6:
 		if r.ip6, err = header.ParseIPv6(d[header.EthernetHeaderLen:]); err != nil {
 			return false, err
 		}
 		r.src, r.dst, r.hops = r.ip6.SrcAddr(), r.ip6.DstAddr(), r.ip6.HopLimit()
+		a := r.ip6[8:40]
+		r.key = binary.LittleEndian.Uint64(a[8:16]) ^ binary.LittleEndian.Uint64(a[24:32])*0x9E3779B97F4A7C15 ^
+			binary.LittleEndian.Uint64(a[0:8])<<1 ^ binary.LittleEndian.Uint64(a[16:24])>>1
 		return r.src.IsLinkLocalUnicast() || r.dst.IsLinkLocalUnicast(), nil
 	default:
 		return true, nil
@@ -262,17 +267,16 @@ type flowEntry struct {
 
 const flowCacheSize = 1024 // per module, direct-mapped
 
-func flowSlot(src, dst netip.Addr, in uint16) uint32 {
-	a, b := dst.As16(), src.As16()
-	h := binary.LittleEndian.Uint64(a[8:]) ^ binary.LittleEndian.Uint64(a[:8])*0x9E3779B97F4A7C15
-	h ^= (binary.LittleEndian.Uint64(b[8:]) + uint64(in)) * 0xC2B2AE3D27D4EB4F
+func flowSlot(key uint64, in uint16) uint32 {
+	h := (key ^ uint64(in)<<48) * 0x9E3779B97F4A7C15
+	h ^= h >> 29
 	return uint32(h>>40) & (flowCacheSize - 1)
 }
 
 // flow returns the policy's verdict for the flow, from the cache or
 // computed and cached.
-func (m *Module) flow(in *Port, src, dst netip.Addr, srcMAC wnv.MAC) *flowEntry {
-	fe := &m.flows[flowSlot(src, dst, in.Index)]
+func (m *Module) flow(in *Port, key uint64, src, dst netip.Addr, srcMAC wnv.MAC) *flowEntry {
+	fe := &m.flows[flowSlot(key, in.Index)]
 	if fe.ver == m.pol.Version() && fe.ports == m.ports && fe.in == in && fe.src == src && fe.dst == dst && fe.srcMAC == srcMAC {
 		return fe
 	}
