@@ -37,6 +37,20 @@ type FlowKey struct {
 func MakeFlowKey(k *FlowKey, frame []byte, vsid uint32, dir api.Direction, in, out uint16) {
 	// The metadata goes into k first: fewer values live across the call.
 	k.Meta, k.Ports = uint64(vsid)<<32|uint64(dir)<<24, uint64(in)<<48|uint64(out)<<32
+	if a, proto, w, ok := header.QuickIPv4(frame); ok { // inlined: most frames stop here
+		sport, dport := l4ports(uint64(proto), w)
+		k.Src[0], k.Src[1], k.Dst[0], k.Dst[1] = a&0xffffffff, 0, a>>32, 0
+		k.Meta |= uint64(proto)<<16 | header.EtherTypeIPv4
+		k.Ports |= sport<<16 | dport
+		return
+	}
+	k.fromTuple(frame)
+}
+
+// fromTuple fills k's frame part from header.ReadFiveTuple (k.Meta and
+// k.Ports hold the metadata already): the path of every frame QuickIPv4
+// does not take, and the reference its quick path is tested against.
+func (k *FlowKey) fromTuple(frame []byte) {
 	t, _ := header.ReadFiveTuple(frame) // a length error leaves the tuple: see above
 	et, a := uint64(t.EtherType()), t.Addrs()
 	if t.Tagged() {

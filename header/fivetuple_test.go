@@ -194,6 +194,16 @@ func FuzzFiveTuple(f *testing.F) {
 		got := tupleOf(ft)
 		checkViews(t, b, ft, err)
 		checkPaths(t, b)
+		if a, proto, l4, ok := QuickIPv4(b); ok {
+			// QuickIPv4 takes only what ReadFiveTuple reads as a whole,
+			// well-formed, first-fragment-free IPv4 packet, and agrees.
+			sp, dp, hasPorts := ft.Ports()
+			w, _ := ft.TransportWord()
+			if err != nil || ft.Version() != 4 || ft.Tagged() || ft.Fragment() || binary.LittleEndian.Uint64(ft.Addrs()) != a ||
+				ft.Protocol() != proto || w != l4 || (hasPorts && uint32(sp)<<16|uint32(dp) != l4) {
+				t.Fatalf("QuickIPv4 %#x %d %#x; ReadFiveTuple %+v, %v", a, proto, l4, got, err)
+			}
+		}
 		if len(b) >= EthernetHeaderLen && binary.BigEndian.Uint16(b[12:14]) != EtherTypeVLAN {
 			tagged := make([]byte, 0, len(b)+VLANTagLen)
 			tagged = append(append(append(tagged, b[:12]...), 0x81, 0, 0, 7), b[12:]...)
