@@ -363,3 +363,35 @@ func TestRoutedAcrossHosts(t *testing.T) {
 		t.Fatalf("delivered %x: want to the VM from the gateway MAC", got[0][:12])
 	}
 }
+
+// TestUplinkARPSpoofRefused: a host on the provider network claims, by an
+// unasked ARP reply, that the other host's PA is at its MAC. The switch
+// refuses it (dropped, counted as neighbor-changed on the uplink, not
+// flooded to the VSID-0 bridge) and NVGRE keeps going to the real host.
+func TestUplinkARPSpoofRefused(t *testing.T) {
+	up2 := net.HardwareAddr{2, 0xaa, 0, 0, 0, 2}
+	h1, h2 := newHost(t, "192.168.50.1", net.HardwareAddr{2, 0xaa, 0, 0, 0, 1}), newHost(t, "192.168.50.2", up2)
+	f := udp4(mustMAC("02:00:00:00:01:0b"), mustMAC("02:00:00:00:01:0a"), "10.0.1.10", "10.0.1.20", 64)
+	if wire := sendAcross(h1, h2, f); len(wire) != 1 {
+		t.Fatalf("%d frames across, want 1", len(wire))
+	}
+	// The spoof: a reply "192.168.50.2 is at 02:ee:..", which nobody asked.
+	req := make([]byte, 60)
+	if _, err := header.WriteARPRequest(req, [6]byte(up2), [4]byte{192, 168, 50, 1}, [4]byte{192, 168, 50, 2}); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := header.ParseARP(req[14:])
+	spoof := make([]byte, 60)
+	if _, err := header.WriteARPReply(spoof, a, [6]byte{2, 0xee, 0, 0, 0, 0xee}); err != nil {
+		t.Fatal(err)
+	}
+	h1.run(h1.up, spoof)
+	if n := hostDrops(t, h1, "uplink", DropNeighborChanged); n != 1 {
+		t.Fatalf("neighbor-changed on the uplink: %d, want 1", n)
+	}
+	h1.run(h1.vm, f)
+	wire := h1.up.Sent()
+	if len(wire) != 1 || !bytes.Equal(wire[0][0:6], up2) {
+		t.Fatalf("after the spoof: %d frames, to %x; want NVGRE to the real host %s", len(wire), wire, up2)
+	}
+}

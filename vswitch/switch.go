@@ -505,7 +505,22 @@ func (s *Switch) janitor(stop <-chan struct{}) {
 		case <-tick.C:
 			s.clock.Store(uint32(time.Since(s.born) / time.Second))
 			s.Age()
+			s.logNeighborEvents()
 		}
+	}
+}
+
+// logNeighborEvents logs the provider next hops whose MAC changed, or that
+// were claimed by an unasked ARP and refused, since the last call.
+func (s *Switch) logNeighborEvents() {
+	for _, ev := range s.provider.NeighborEvents() {
+		if ev.Refused {
+			s.log.Warn().Str("next_hop", ev.Addr.String()).Str("mac", formatMAC(mac48(ev.Old[:]))).
+				Str("claimed_mac", formatMAC(mac48(ev.New[:]))).Msg("unasked ARP claims another MAC for a provider next hop: refused (neighbor-changed)")
+			continue
+		}
+		s.log.Warn().Str("next_hop", ev.Addr.String()).Str("old_mac", formatMAC(mac48(ev.Old[:]))).
+			Str("mac", formatMAC(mac48(ev.New[:]))).Msg("provider next hop's MAC changed (neighbor-changed)")
 	}
 }
 

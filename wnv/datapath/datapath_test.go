@@ -112,9 +112,10 @@ func (r *rig) drops() Tally {
 	return t
 }
 
-// learnNextHop tells the module 192.168.50.2's MAC, as an ARP reply on the
-// uplink does.
+// learnNextHop tells the module 192.168.50.2's MAC, as the ARP reply to
+// its request does.
 func (r *rig) learnNextHop() {
+	r.m.prov.neigh.want(netip.MustParseAddr("192.168.50.2"), r.m.now) // xvs asked
 	req := make([]byte, 60)
 	if _, err := header.WriteARPRequest(req, [6]byte(r.up.Dev.MAC()), [4]byte{192, 168, 50, 1}, [4]byte{192, 168, 50, 2}); err != nil {
 		r.t.Fatal(err)
@@ -266,4 +267,154 @@ func (t *Ports) byIndex(i uint16) *Port {
 		}
 	}
 	return nil
+}
+
+// arpFrom builds an ARP message on the provider network: a reply (to our
+// PA 192.168.50.1) or a request for tpa.
+func arpFrom(t *testing.T, reply bool, sha [6]byte, spa, tpa string) []byte {
+	t.Helper()
+	req := make([]byte, 60)
+	if _, err := header.WriteARPRequest(req, sha, netip.MustParseAddr(spa).As4(), netip.MustParseAddr(tpa).As4()); err != nil {
+		t.Fatal(err)
+	}
+	if !reply {
+		return req
+	}
+	// a reply from (sha, spa) to 192.168.50.1: answer a request of ours
+	ours := make([]byte, 60)
+	if _, err := header.WriteARPRequest(ours, [6]byte{2, 0xaa, 0, 0, 0, 1}, [4]byte{192, 168, 50, 1}, netip.MustParseAddr(spa).As4()); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := header.ParseARP(ours[14:])
+	rep := make([]byte, 60)
+	if _, err := header.WriteARPReply(rep, a, sha); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// TestUplinkARPBelievesLittle plays hosts on the provider network: an
+// unsolicited reply is not learned; a reply to our request is; a later
+// unasked claim that the next hop is at another MAC is refused, dropped
+// and counted (neighbor-changed) and traffic keeps going to the real
+// host; requests to our PA from made-up addresses fill nothing; a next
+// hop is asked for at most once a second however many frames wait; and a
+// next hop that really changed its MAC is followed once its entry is
+// stale and asked again, counted and reported.
+func TestUplinkARPBelievesLittle(t *testing.T) {
+	r := newRig(t, Config{})
+	nh := netip.MustParseAddr("192.168.50.2")
+	attacker := [6]byte{2, 0xee, 0, 0, 0, 0xee}
+
+	r.m.FromUplink(r.up, r.batch(arpFrom(t, true, attacker, "192.168.50.2", "192.168.50.1")))
+	if _, ok := r.m.prov.Neighbor(nh); ok {
+		t.Fatal("an unsolicited ARP reply was learned")
+	}
+
+	// 20 frames to the remote VM: one ARP request, the frames held.
+	small := udp6("fd00:1::10", "fd00:1::20", 64, 100)
+	for range 20 {
+		r.m.Route(r.vm, r.batch(small))
+	}
+	if reqs := r.emitted(r.up.Index); len(reqs) != 1 {
+		t.Fatalf("%d ARP requests for one next hop within a second, want 1", len(reqs))
+	}
+	r.m.FromUplink(r.up, r.batch(arpFrom(t, true, nhMAC, "192.168.50.2", "192.168.50.1")))
+	if mac, ok := r.m.prov.Neighbor(nh); !ok || mac != nhMAC {
+		t.Fatalf("the reply to our request was not learned: %x %v", mac, ok)
+	}
+	r.drops()
+
+	// The attacker claims the next hop's PA, by reply and by request.
+	for _, f := range [][]byte{arpFrom(t, true, attacker, "192.168.50.2", "192.168.50.1"), arpFrom(t, false, attacker, "192.168.50.2", "192.168.50.1")} {
+		vs := r.m.FromUplink(r.up, r.batch(f))
+		if vs[0].Action != Drop || vs[0].Reason != DropNeighborChanged {
+			t.Fatalf("a claim on the next hop's PA: %+v, want drop (neighbor-changed)", vs[0])
+		}
+	}
+	r.emitted(r.up.Index)
+	if d := r.drops(); d[DropNeighborChanged] != 2 {
+		t.Fatalf("neighbor-changed %d, want 2", d[DropNeighborChanged])
+	}
+	if mac, _ := r.m.prov.Neighbor(nh); mac != nhMAC {
+		t.Fatalf("next hop now at %x: redirected", mac)
+	}
+	vs := r.m.Route(r.vm, r.batch(small))
+	if vs[0].Action != Send || [6]byte(r.b.Data(0)[0:6]) != nhMAC {
+		t.Fatalf("traffic after the claim: %+v to %x, want sent to %x", vs[0], r.b.Data(0)[0:6], nhMAC)
+	}
+	if ev := r.m.prov.NeighborEvents(); len(ev) != 2 || !ev[0].Refused || ev[0].New != attacker {
+		t.Fatalf("events %+v: want two refused claims", ev)
+	}
+
+	// Requests for our PA from addresses that are no host of the fabric.
+	before := r.m.prov.neigh.n
+	for i := range 1000 {
+		r.m.FromUplink(r.up, r.batch(arpFrom(t, false, attacker, netip.AddrFrom4([4]byte{192, 168, 51, byte(i)}).String(), "192.168.50.1")))
+		r.m.Release()
+	}
+	if n := r.m.prov.neigh.n; n != before {
+		t.Fatalf("ARP from made-up addresses grew the table from %d to %d entries", before, n)
+	}
+
+	// The real host changed its NIC: once the entry is stale, xvs asks
+	// again (still using the old MAC meanwhile) and believes the answer.
+	newMAC := [6]byte{2, 0xaa, 0, 0, 0, 0x22}
+	r.m.Begin(r.m.pol, r.ports, r.m.now+neighborStale+1)
+	r.m.flows = new([flowCacheSize]flowEntry) // a new flow: the way is looked up again
+	vs = r.m.Route(r.vm, r.batch(small))
+	if vs[0].Action != Send {
+		t.Fatalf("traffic on a stale entry: %+v, want still sent", vs[0])
+	}
+	if reqs := r.emitted(r.up.Index); len(reqs) != 1 {
+		t.Fatalf("stale entry: %d frames on the uplink besides the traffic, want the ARP request", len(reqs))
+	}
+	r.m.FromUplink(r.up, r.batch(arpFrom(t, true, newMAC, "192.168.50.2", "192.168.50.1")))
+	if mac, _ := r.m.prov.Neighbor(nh); mac != newMAC {
+		t.Fatalf("after the solicited reply the next hop is at %x, want %x", mac, newMAC)
+	}
+	if d := r.drops(); d[DropNeighborChanged] != 1 {
+		t.Fatalf("an accepted change counted %d times, want 1", d[DropNeighborChanged])
+	}
+	if ev := r.m.prov.NeighborEvents(); len(ev) != 1 || ev[0].Refused || ev[0].Old != nhMAC || ev[0].New != newMAC {
+		t.Fatalf("events %+v: want one applied change", ev)
+	}
+}
+
+// TestNeighborTableCapped: beyond maxNeighbors nothing new is learned.
+func TestNeighborTableCapped(t *testing.T) {
+	var n neighbors
+	for i := range maxNeighbors + 10 {
+		n.want(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 5)
+	}
+	if n.n != maxNeighbors {
+		t.Fatalf("%d entries, want the cap %d", n.n, maxNeighbors)
+	}
+	const i = maxNeighbors + 5 // one of those refused
+	last := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i & 0xff)})
+	if n.observe(last, [6]byte{2}, false, true, 5) != learnIgnored {
+		t.Fatal("an address beyond the cap was learned")
+	}
+}
+
+// BenchmarkUplinkARPFlood: what a trickle (or flood) of ARP on the provider
+// network costs the uplink's worker with a full neighbour table: per
+// frame, independent of the table's size (it was a copy of the whole
+// table per learned entry).
+func BenchmarkUplinkARPFlood(b *testing.B) {
+	r := newRig(&testing.T{}, Config{})
+	for i := range maxNeighbors {
+		r.m.prov.neigh.want(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 1)
+	}
+	frames := make([][]byte, ring.BatchSize)
+	for i := range frames {
+		frames[i] = arpFrom(&testing.T{}, i%2 == 0, [6]byte{2, 0xee, 0, 0, 0, byte(i)}, netip.AddrFrom4([4]byte{192, 168, 51, byte(i)}).String(), "192.168.50.1")
+	}
+	r.batch(frames...)
+	b.ReportAllocs()
+	for b.Loop() {
+		r.m.FromUplink(r.up, r.b)
+		r.m.Release()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(frames)), "ns/frame")
 }

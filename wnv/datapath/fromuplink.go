@@ -36,10 +36,20 @@ func (m *Module) providerARP(in *Port, d []byte, v *Verdict) {
 	if err != nil {
 		return
 	}
-	if spa := arp.SPAAddr(); spa.IsValid() && !spa.IsUnspecified() {
-		m.prov.neigh.learn(spa, arp.SHA())
+	spa := arp.SPAAddr()
+	forUs := arp.Op() == header.ARPRequest && m.pol.IsLocalPA(arp.TPAAddr())
+	// A host asking for one of our PAs is learned only if it is a host of
+	// the fabric (it has records), so that requests from made-up
+	// addresses cannot fill the table.
+	hostForUs := forUs && len(m.pol.RecordsByPA(spa)) > 0
+	switch m.prov.neigh.observe(spa, arp.SHA(), arp.Op() == header.ARPReply, hostForUs, m.now) {
+	case learnRefused:
+		m.drop(v, DropNeighborChanged) // a claim on a next hop's address: not flooded either
+		return
+	case learnChanged:
+		m.drops[DropNeighborChanged]++ // believed (we asked), counted and logged
 	}
-	if arp.Op() != header.ARPRequest || !m.pol.IsLocalPA(arp.TPAAddr()) {
+	if !forUs {
 		return // not for us: the bridge floods it as before
 	}
 	if in.Dev == nil || len(in.Dev.MAC()) != 6 {

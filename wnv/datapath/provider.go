@@ -2,7 +2,6 @@ package datapath
 
 import (
 	"net/netip"
-	"sync"
 	"sync/atomic"
 
 	"github.com/xvswitch/xvs/wnv"
@@ -54,37 +53,7 @@ func (p *Provider) Uplink(ps *wnv.Snapshot) (port string, pa netip.Addr) {
 // Neighbor returns the MAC learned for a provider address.
 func (p *Provider) Neighbor(a netip.Addr) ([6]byte, bool) { return p.neigh.lookup(a) }
 
-// neighbors maps provider addresses to MACs, learned from ARP on uplinks.
-// Copy on write: read per frame without a lock, written rarely.
-type neighbors struct {
-	mu  sync.Mutex
-	m   atomic.Pointer[map[netip.Addr][6]byte]
-	ver atomic.Uint64 // changes whenever an entry does, for caches
-}
-
-func (n *neighbors) lookup(a netip.Addr) ([6]byte, bool) {
-	m := n.m.Load()
-	if m == nil {
-		return [6]byte{}, false
-	}
-	mac, ok := (*m)[a]
-	return mac, ok
-}
-
-func (n *neighbors) learn(a netip.Addr, mac [6]byte) {
-	if old, ok := n.lookup(a); ok && old == mac {
-		return
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	next := map[netip.Addr][6]byte{a: mac}
-	if m := n.m.Load(); m != nil {
-		for k, v := range *m {
-			if k != a {
-				next[k] = v
-			}
-		}
-	}
-	n.m.Store(&next)
-	n.ver.Add(1)
-}
+// NeighborEvents returns the next hops whose MAC changed, or that claimed
+// another MAC and were refused, since the last call (at most
+// maxNeighborEvents; the switch logs them).
+func (p *Provider) NeighborEvents() []NeighborEvent { return p.neigh.takeEvents() }

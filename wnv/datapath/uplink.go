@@ -112,14 +112,16 @@ func (m *Module) nextHopMAC(up *Port, srcPA, pa netip.Addr) ([6]byte, bool) {
 	if !ok {
 		return [6]byte{}, false
 	}
-	if mac, ok := m.prov.neigh.lookup(nh); ok {
-		return mac, true
+	mac, known := m.prov.neigh.lookup(nh)
+	// Ask when the next hop is unknown or its entry is stale, at most once
+	// a second whatever the traffic; a stale MAC is still used meanwhile.
+	if m.prov.neigh.want(nh, m.now) {
+		if buf, idx, ok := m.spare(); ok {
+			n, err := header.WriteARPRequest(buf, [6]byte(up.Dev.MAC()), srcPA.As4(), nh.As4())
+			m.emit(up.Index, idx, n, err)
+		}
 	}
-	if buf, idx, ok := m.spare(); ok {
-		n, err := header.WriteARPRequest(buf, [6]byte(up.Dev.MAC()), srcPA.As4(), nh.As4())
-		m.emit(up.Index, idx, n, err)
-	}
-	return [6]byte{}, false
+	return mac, known
 }
 
 // rewriteOut sends a routed IPv4 frame to a record with the rewrite rule
