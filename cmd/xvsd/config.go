@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -19,17 +20,20 @@ import (
 
 // Config is the xvsd configuration file. Field names are the YAML keys.
 type Config struct {
-	Workers        int          `yaml:"workers"`
-	PollMode       string       `yaml:"poll_mode"`
-	LogLevel       string       `yaml:"log_level"`
-	APISocket      string       `yaml:"api_socket"`
-	MetricsAddress string       `yaml:"metrics_address"`
-	FrameSize      int          `yaml:"frame_size"`
-	Headroom       int          `yaml:"headroom"`
-	Frames         int          `yaml:"frames_per_worker"`
-	MACLimit       int          `yaml:"mac_limit"`
-	MACAgeing      string       `yaml:"mac_ageing"`
-	Ports          []PortConfig `yaml:"ports"`
+	Workers        int    `yaml:"workers"`
+	PollMode       string `yaml:"poll_mode"`
+	LogLevel       string `yaml:"log_level"`
+	APISocket      string `yaml:"api_socket"`
+	MetricsAddress string `yaml:"metrics_address"`
+	// MetricsSocketMode is the file mode of a unix-socket metrics_address
+	// (octal, e.g. "0660" for a group that may scrape); default 0600.
+	MetricsSocketMode string       `yaml:"metrics_socket_mode"`
+	FrameSize         int          `yaml:"frame_size"`
+	Headroom          int          `yaml:"headroom"`
+	Frames            int          `yaml:"frames_per_worker"`
+	MACLimit          int          `yaml:"mac_limit"`
+	MACAgeing         string       `yaml:"mac_ageing"`
+	Ports             []PortConfig `yaml:"ports"`
 	// HeadEndReplication: broadcast and multicast of a virtual subnet go
 	// to every other host with records in it (one NVGRE unicast each).
 	HeadEndReplication bool `yaml:"head_end_replication"`
@@ -77,7 +81,8 @@ workers: 1                      # poll-mode worker goroutines, each on its own O
 poll_mode: adaptive             # adaptive (sleeps when idle) or busy (spins, lowest latency)
 log_level: info                 # debug, info, warn or error
 api_socket: /run/xvs/xvsd.sock  # control socket for xvsctl (root only, mode 0600)
-metrics_address: 127.0.0.1:9477 # Prometheus /metrics; "" turns it off
+metrics_address: 127.0.0.1:9477 # Prometheus /metrics: host:port, unix:/path (see metrics_socket_mode), "" off
+metrics_socket_mode: "0600"     # file mode of a unix metrics socket (every tenant's port names and counters)
 frame_size: 2048                # bytes per frame buffer, headroom included
 headroom: 256                   # bytes in front of each frame for encapsulation (>= 128)
 frames_per_worker: 4096         # frame buffers per worker
@@ -156,6 +161,9 @@ func (c *Config) validate() error {
 	if c.APISocket == "" {
 		return fmt.Errorf("api_socket: empty: want a path such as %s", api.DefaultSocket)
 	}
+	if _, err := c.metricsSocketMode(); err != nil {
+		return err
+	}
 	names := map[string]int{}
 	sockets := map[string]int{}
 	for i, p := range c.Ports {
@@ -224,4 +232,16 @@ func (c *Config) switchConfig() (vswitch.Config, error) {
 		return sc, fmt.Errorf("frames_per_worker: %d: want %d..%d", c.Frames, 2*ring.BatchSize, 1<<20)
 	}
 	return vswitch.Config{Workers: c.Workers, PollMode: mode, Arena: ac, MACLimit: c.MACLimit, MACAgeing: ageing, HeadEndReplication: c.HeadEndReplication}, nil
+}
+
+// metricsSocketMode parses metrics_socket_mode ("" is 0600).
+func (c *Config) metricsSocketMode() (os.FileMode, error) {
+	if c.MetricsSocketMode == "" {
+		return 0o600, nil
+	}
+	m, err := strconv.ParseUint(c.MetricsSocketMode, 8, 32)
+	if err != nil || m > 0o777 {
+		return 0, fmt.Errorf("metrics_socket_mode: %q: want an octal file mode such as 0660", c.MetricsSocketMode)
+	}
+	return os.FileMode(m), nil
 }

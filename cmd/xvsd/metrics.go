@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,19 +88,12 @@ func (c *switchCollector) Collect(ch chan<- prometheus.Metric) {
 
 func (d *daemon) listenMetrics() error {
 	addr := d.cfg.MetricsAddress
-	host, _, err := net.SplitHostPort(addr)
+	ln, err := d.metricsListener(addr)
 	if err != nil {
-		return fmt.Errorf("metrics_address: %q: want host:port such as 127.0.0.1:9477", addr)
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		d.log.Warn().Str("address", addr).Msg("metrics served beyond localhost; anyone who can reach it sees the port counters")
+		return err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newSwitchCollector(d.sw), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("metrics_address: %s: %w", addr, err)
-	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -109,6 +105,53 @@ func (d *daemon) listenMetrics() error {
 		}
 		ln.Close() // Serve after Shutdown returns without closing it
 	}()
-	d.log.Info().Str("address", "http://"+ln.Addr().String()+"/metrics").Msg("metrics listening")
+	where := "http://" + ln.Addr().String() + "/metrics"
+	if ln.Addr().Network() == "unix" {
+		where = addr + " (HTTP, GET /metrics)"
+	}
+	d.log.Info().Str("address", where).Msg("metrics listening")
 	return nil
+}
+
+// metricsListener listens on metrics_address: TCP host:port (a warning
+// when beyond loopback: anyone who reaches it sees every tenant's port
+// names and counters, and so does every local user on loopback), or
+// unix:/path, a socket whose file mode (metrics_socket_mode) says who may
+// scrape.
+func (d *daemon) metricsListener(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if !filepath.IsAbs(path) {
+			return nil, fmt.Errorf("metrics_address: %q: want unix:/absolute/path", addr)
+		}
+		mode, err := d.cfg.metricsSocketMode()
+		if err != nil {
+			return nil, err
+		}
+		if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			os.Remove(path) // a stale socket of an earlier run
+		}
+		old := syscall.Umask(0o177) // no moment with a wider mode than asked
+		ln, err := net.Listen("unix", path)
+		syscall.Umask(old)
+		if err != nil {
+			return nil, fmt.Errorf("metrics_address: %s: %w", addr, err)
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("metrics_address: %s: chmod %#o: %w", addr, mode, err)
+		}
+		return ln, nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics_address: %q: want host:port such as 127.0.0.1:9477, or unix:/path", addr)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		d.log.Warn().Str("address", addr).Msg("metrics served beyond localhost; anyone who can reach it sees every tenant's port names and counters")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics_address: %s: %w", addr, err)
+	}
+	return ln, nil
 }
