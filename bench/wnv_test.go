@@ -98,12 +98,19 @@ func hostTopology(tb testing.TB, vmFrames, upFrames [][]byte) *vswitch.Switch {
 		wnv.LookupRecordConfig{VSID: 5001, CA: "10.0.1.10", MAC: "02:00:00:00:01:0a", PA: "192.168.50.1", VMName: "vm"},
 		wnv.LookupRecordConfig{VSID: 5001, CA: "10.0.1.20", MAC: "02:00:00:00:01:0b", PA: "192.168.50.2", VMName: "vm2"})
 	upMAC := net.HardwareAddr{2, 0xaa, 0, 0, 0, 1}
-	// learn the other host's MAC from an ARP reply on the uplink first
-	learn := porttest.New("uplink", upMAC)
+	// Learn the other host's MAC first, as xvs does: a frame for it makes
+	// xvs ask, and the answer to that request is believed.
+	learn, ask := porttest.New("uplink", upMAC), porttest.New("vm", nil)
 	learn.SetCollect(false)
+	ask.SetCollect(false)
 	if err := sw.AddPort(learn, vswitch.VSIDNone); err != nil {
 		tb.Fatal(err)
 	}
+	if err := sw.AddPort(ask, 5001); err != nil {
+		tb.Fatal(err)
+	}
+	ask.Inject(vmToRemote())
+	sw.RunOnce()
 	rep := make([]byte, 60)
 	req := make([]byte, 60)
 	header.WriteARPRequest(req, [6]byte(upMAC), [4]byte{192, 168, 50, 1}, [4]byte{192, 168, 50, 2})
@@ -111,8 +118,11 @@ func hostTopology(tb testing.TB, vmFrames, upFrames [][]byte) *vswitch.Switch {
 	header.WriteARPReply(rep, arp, [6]byte{2, 0xaa, 0, 0, 0, 2})
 	learn.Inject(rep)
 	sw.RunOnce()
-	if err := sw.RemovePort("uplink"); err != nil {
-		tb.Fatal(err)
+	sw.RunOnce() // the frame held while xvs asked goes out on the learning port
+	for _, name := range []string{"uplink", "vm"} {
+		if err := sw.RemovePort(name); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	vm, up := porttest.NewReplay("vm", vmFrames), porttest.NewReplay("uplink", upFrames)
 	if vmFrames == nil {
