@@ -39,6 +39,7 @@ const (
 	DropExtensionFailed                    // a fail-closed extension is failed or restarting
 	DropExtensionBusy                      // an extension's ring or the frames waiting for verdicts are full
 	DropExtensionInvalid                   // an extension answered with a descriptor that failed validation
+	DropExtensionScope                     // an extension injected or forwarded a frame outside its scope or VSID
 	NumDropReasons
 )
 
@@ -68,6 +69,7 @@ var dropNames = [NumDropReasons]string{
 	DropExtensionFailed:  extensions.DropFailed.String(),
 	DropExtensionBusy:    extensions.DropBusy.String(),
 	DropExtensionInvalid: extensions.DropInvalid.String(),
+	DropExtensionScope:   extensions.DropScope.String(),
 }
 
 func (r DropReason) String() string {
