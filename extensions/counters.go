@@ -4,24 +4,28 @@ import "sync/atomic"
 
 // Counters are an extension's switch-side counters. Workers add per batch.
 type Counters struct {
-	Sent          atomic.Uint64 // requests (filter, forward) written to the rings
-	Captured      atomic.Uint64 // capture copies written to the rings
-	CaptureDrops  atomic.Uint64 // capture copies dropped: ring full
-	CacheHits     atomic.Uint64
-	CacheMisses   atomic.Uint64
-	Passed        atomic.Uint64 // verdicts pass (incl. modified)
-	Dropped       atomic.Uint64 // verdicts drop, and cached drops applied
-	Modified      atomic.Uint64
-	Forwarded     atomic.Uint64 // forwarding verdicts
-	Injected      atomic.Uint64
-	Invalid       atomic.Uint64 // descriptors from the extension that failed validation
-	Busy          atomic.Uint64 // frames not sent: ring or park table full
-	FailedFrames  atomic.Uint64 // frames that met the fail mode (passed or dropped)
-	DeadlineMiss  atomic.Uint64
-	TooBig        atomic.Uint64 // frames longer than a slot
-	LatencyCount  atomic.Uint64
-	LatencySumNs  atomic.Uint64
-	LatencyBucket [24]atomic.Uint64 // verdict latency, bucket i: [2^i, 2^(i+1)) µs; 0: < 1 µs... see ObserveLatency
+	Sent         atomic.Uint64 // requests (filter, forward) written to the rings
+	Captured     atomic.Uint64 // capture copies written to the rings
+	CaptureDrops atomic.Uint64 // capture copies dropped: ring full
+	CacheHits    atomic.Uint64
+	CacheMisses  atomic.Uint64
+	Passed       atomic.Uint64 // verdicts pass (incl. modified)
+	Dropped      atomic.Uint64 // verdicts drop, and cached drops applied
+	Modified     atomic.Uint64
+	Forwarded    atomic.Uint64 // forwarding verdicts
+	Injected     atomic.Uint64
+	Invalid      atomic.Uint64 // descriptors from the extension that failed validation
+	// ProtocolErrors counts instances failed for breaking the ring
+	// protocol (an index outside the ring's geometry).
+	ProtocolErrors atomic.Uint64
+	Scope          atomic.Uint64 // injections and forwarding decisions outside the extension's scope
+	Busy           atomic.Uint64 // frames not sent: ring or park table full
+	FailedFrames   atomic.Uint64 // frames that met the fail mode (passed or dropped)
+	DeadlineMiss   atomic.Uint64
+	TooBig         atomic.Uint64 // frames longer than a slot
+	LatencyCount   atomic.Uint64
+	LatencySumNs   atomic.Uint64
+	LatencyBucket  [24]atomic.Uint64 // verdict latency, bucket i: [2^i, 2^(i+1)) µs; 0: < 1 µs... see ObserveLatency
 }
 
 // ObserveLatency records one verdict's latency in nanoseconds.
@@ -65,6 +69,7 @@ func (c *Counters) Map() map[string]uint64 {
 		"cache-hits": c.CacheHits.Load(), "cache-misses": c.CacheMisses.Load(),
 		"passed": c.Passed.Load(), "dropped": c.Dropped.Load(), "modified": c.Modified.Load(),
 		"forwarded": c.Forwarded.Load(), "injected": c.Injected.Load(), "invalid": c.Invalid.Load(),
+		"protocol-errors": c.ProtocolErrors.Load(), "out-of-scope": c.Scope.Load(),
 		"busy": c.Busy.Load(), "fail-mode-frames": c.FailedFrames.Load(),
 		"deadline-missed": c.DeadlineMiss.Load(), "too-big": c.TooBig.Load(),
 		"verdicts": c.LatencyCount.Load(),

@@ -245,15 +245,18 @@ func (i *Instance) Kick() {
 	}
 }
 
-// Fail marks the instance failed (a worker saw a missed deadline); the
-// supervisor takes it down and restarts it.
-func (i *Instance) Fail(reason string) {
-	if i.failed.CompareAndSwap(false, true) {
-		select {
-		case i.ext.fail <- reason:
-		default:
-		}
+// Fail marks the instance failed (a worker saw a missed deadline or a
+// broken protocol); the supervisor takes it down and restarts it. It
+// reports whether this call marked it (false: it was failed already).
+func (i *Instance) Fail(reason string) bool {
+	if !i.failed.CompareAndSwap(false, true) {
+		return false
 	}
+	select {
+	case i.ext.fail <- reason:
+	default:
+	}
+	return true
 }
 
 // Failed reports whether the instance was marked failed.

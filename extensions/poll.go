@@ -51,10 +51,23 @@ func (s *Stage) Poll(chain *Chain, policy uint64, now uint32) {
 		if n > 0 {
 			ch.Up.Release() // a store the extension would see: only when there is news
 		}
+		if ch.Up.Broken() || ch.Down.Broken() {
+			s.protocolError(x, inst)
+		}
 	}
 	if s.nparked > 0 && s.clock()-s.scanned > int64(time.Millisecond) {
 		s.scanned = s.clock()
 		s.checkDeadlines()
+	}
+}
+
+// protocolError fails an extension whose ring indexes left the ring's
+// geometry: it moved an index it does not own, or moved its own past what
+// the protocol allows. The supervisor kills and restarts it; meanwhile
+// its fail mode applies.
+func (s *Stage) protocolError(x *chainLink, inst *Instance) {
+	if inst.Fail("protocol error: ring index out of range") {
+		x.link.ext.Counters.ProtocolErrors.Add(1)
 	}
 }
 
@@ -254,8 +267,7 @@ func (s *Stage) verdict(x *chainLink, k int, lw *linkWorker, ch *Channel, d *api
 		}
 		if cacheIt {
 			s.apply(q, q.f, d, k)
-		} else if ch.Down.Free() > 0 {
-			s.ask(ch, q, s.arena.Buffer(q.f.Index)[q.f.Offset:][:q.f.Len])
+		} else if ch.Down.Free() > 0 && s.ask(ch, q, s.arena.Buffer(q.f.Index)[q.f.Offset:][:q.f.Len]) {
 			ch.Down.Publish()
 		}
 	}
@@ -270,8 +282,8 @@ func (s *Stage) apply(p *parkedFrame, f ring.Frame, d *api.Desc, k int) {
 		s.dropFrame(&f, port, DropVerdict)
 		return
 	}
-	if d.Verdict == api.VerdictForward {
-		f.Fwd = s.decide(d.Verdict, d.Flags, d.NPorts, &d.Ports, f.InPort)
+	if d.Verdict == api.VerdictForward && k >= 0 {
+		f.Fwd = s.decide(s.chain.links[k], d.Verdict, d.Flags, d.NPorts, &d.Ports, f.InPort)
 	}
 	s.resume(f, dir, out, k)
 }
@@ -289,6 +301,14 @@ func (s *Stage) inject(x *chainLink, k int, ch *Channel, d *api.Desc) {
 	if !ok || x.kind != api.KindFilter || len(data) < 14 || len(data) > s.arena.FrameSize()-s.arena.Headroom() ||
 		!known || d.Dir > uint8(api.Egress) {
 		c.Invalid.Add(1)
+		return
+	}
+	// An extension injects only where it could have seen the frame: a
+	// port and VSID of its scope, in a direction it runs in.
+	dir := api.Direction(d.Dir)
+	if !x.sees(port, p.VSID) || (dir == api.Ingress && x.dirs&DirIngress == 0) || (dir == api.Egress && x.dirs&DirEgress == 0) {
+		c.Scope.Add(1)
+		s.Drops = append(s.Drops, PortDrop{Port: port, Reason: DropScope})
 		return
 	}
 	idx, ok := s.pool.Get()

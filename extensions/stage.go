@@ -54,12 +54,14 @@ const (
 	DropInvalid               // an extension answered with a descriptor that failed validation
 	DropPoolEmpty             // no spare buffer for a frame an extension injected
 	DropPortGone              // the port a waiting frame was leaving by was removed meanwhile
+	DropScope                 // an extension injected or forwarded a frame outside its scope
 	NumDrops
 )
 
 var dropNames = [NumDrops]string{
 	DropVerdict: "extension-drop", DropFailed: "extension-failed", DropBusy: "extension-busy",
 	DropInvalid: "extension-invalid", DropPoolEmpty: "pool-empty", DropPortGone: "port-error",
+	DropScope: "extension-scope",
 }
 
 func (d Drop) String() string {
@@ -97,6 +99,15 @@ type FwdDecision struct {
 	N       uint8
 	Default bool   // the built-in lookup runs as well
 	Origin  uint16 // the port the frame came in on: never sent back there
+	scope   *chainLink
+}
+
+// Allows reports whether the extension's configured scope (its ports and
+// VSIDs) covers port, a port of VSID portVSID, for a copy of a frame its
+// decision sends there. The switch also keeps the copy inside the frame's
+// own VSID; what neither allows it drops as extension-scope.
+func (d *FwdDecision) Allows(port uint16, portVSID uint32) bool {
+	return d.scope == nil || d.scope.sees(port, portVSID)
 }
 
 // parkedFrame is a frame waiting for an extension's verdict.
@@ -437,7 +448,7 @@ func (s *Stage) filter(x *chainLink, lw *linkWorker, inst *Instance, ch *Channel
 			continue
 		case api.VerdictForward:
 			if e != nil { // always: forwarding runs on ingress, found by key
-				f.Fwd = s.decide(e.Verdict, e.Flags, e.NPorts, &e.Ports, f.InPort)
+				f.Fwd = s.decide(x, e.Verdict, e.Flags, e.NPorts, &e.Ports, f.InPort)
 			}
 		case api.VerdictPass:
 			flow := f.Flow
@@ -501,16 +512,23 @@ func (s *Stage) park(x *chainLink, inst *Instance, ch *Channel, f *ring.Frame, d
 	p.f.Fwd = 0
 	p.f.Flow = 0 // its verdict may modify it: no longer one of a run
 	copy(s.arena.Buffer(idx)[p.f.Offset:], data)
-	if ask {
-		s.ask(ch, p, data)
+	if ask && !s.ask(ch, p, data) {
+		// The ring had room a moment ago: the extension moved its index
+		// (the ring is broken; Poll fails the extension).
+		s.unpark(p)
+		s.pool.Put(idx)
+		return false
 	}
 	return true
 }
 
-// ask sends a parked frame's request (the ring has room: checked by the
-// caller).
-func (s *Stage) ask(ch *Channel, p *parkedFrame, data []byte) {
-	d, slot, _ := ch.Down.Reserve()
+// ask sends a parked frame's request, or returns false when the ring has
+// no room (the caller checked that it had: the ring is broken).
+func (s *Stage) ask(ch *Channel, p *parkedFrame, data []byte) bool {
+	d, slot, ok := ch.Down.Reserve()
+	if !ok {
+		return false
+	}
 	n := copy(slot, data)
 	d.Cookie = uint64(p.tag)<<32 | uint64(p.slot)
 	d.Time, d.Len, d.OrigLen = s.clock(), uint32(n), uint32(len(data))
@@ -518,14 +536,15 @@ func (s *Stage) ask(ch *Channel, p *parkedFrame, data []byte) {
 	d.Type, d.Dir = api.TypeRequest, uint8(p.dir)
 	p.asked = true
 	p.sent = s.clock()
+	return true
 }
 
 // decide records a forwarding decision and returns its Frame.Fwd value
 // (0 when no more can be recorded: the built-in lookup then runs).
-func (s *Stage) decide(verdict, flags, n uint8, ports *[api.MaxPorts]uint16, in uint16) uint16 {
+func (s *Stage) decide(x *chainLink, verdict, flags, n uint8, ports *[api.MaxPorts]uint16, in uint16) uint16 {
 	if len(s.fwd) == cap(s.fwd) || verdict != api.VerdictForward {
 		return 0
 	}
-	s.fwd = append(s.fwd, FwdDecision{Ports: *ports, N: min(n, api.MaxPorts), Default: flags&api.FlagDefault != 0, Origin: in})
+	s.fwd = append(s.fwd, FwdDecision{Ports: *ports, N: min(n, api.MaxPorts), Default: flags&api.FlagDefault != 0, Origin: in, scope: x})
 	return uint16(len(s.fwd))
 }

@@ -40,6 +40,7 @@ const (
 	DropExtensionBusy                      // an extension's ring or the frames waiting for verdicts are full
 	DropExtensionInvalid                   // an extension answered with a descriptor that failed validation
 	DropNeighborChanged                    // uplink ARP: a provider next hop's MAC changed (counted), or an unasked claim to another MAC (dropped)
+	DropExtensionScope                     // an extension injected or forwarded a frame outside its scope or VSID
 	NumDropReasons
 )
 
@@ -70,6 +71,7 @@ var dropNames = [NumDropReasons]string{
 	DropExtensionBusy:    extensions.DropBusy.String(),
 	DropExtensionInvalid: extensions.DropInvalid.String(),
 	DropNeighborChanged:  datapath.DropNeighborChanged.String(),
+	DropExtensionScope:   extensions.DropScope.String(),
 }
 
 func (r DropReason) String() string {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -383,5 +384,82 @@ func TestLoadExtensionErrors(t *testing.T) {
 	}
 	if len(r.sw.Extensions()) != 0 {
 		t.Fatal("a failed load left an extension behind")
+	}
+}
+
+// rogueRig is extRig with vm3 and vm4 in VSID 5002, and the rogue test
+// extension loaded in mode for VSID 5001 only (failing open), its second
+// argument target.
+func rogueRig(t *testing.T, mode, target string, deadline time.Duration) *rig {
+	r := extRig(t)
+	r.addPort("vm3", 5002)
+	r.addPort("vm4", 5002)
+	r.load(extensions.Config{Name: "rogue", Path: plugin(t, "extensions/internal/testplugins/rogue"),
+		Args: []string{mode, target}, VSIDs: []uint32{5001}, Fail: extensions.FailOpen, Deadline: deadline})
+	return r
+}
+
+// attack sends frames of new flows into the rogue's scope (vm1) until
+// done, checking after each burst that VSID 5002 (vm3 -> vm4), outside
+// its scope, still forwards.
+func (r *rig) attack(what string, done func() bool) {
+	r.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 0; !done(); i++ {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("%s: not seen within 5s", what)
+		}
+		for j := range 16 {
+			r.p["vm1"].Inject(extUDP(macB, macA, "10.0.0.1", "10.0.0.2", uint16(16*i+j), 2000, 8))
+		}
+		r.expectVia("vm3", "vm4", extUDP(macB, macA, "10.0.0.3", "10.0.0.4", 1, 2, 8), 1)
+	}
+}
+
+// An extension that moves its ring indexes out of the ring's geometry is
+// failed for a protocol error and restarted; the switch stays up.
+func TestExtensionRogueRingIndexes(t *testing.T) {
+	for _, mode := range []string{"move-consumer-index", "move-producer-index"} {
+		t.Run(mode, func(t *testing.T) {
+			r := rogueRig(t, mode, "", time.Second)
+			r.attack("protocol error", func() bool { return r.extInfo("rogue").Counters["protocol-errors"] > 0 })
+			testutil.Eventually(t, 5*time.Second, func() bool { return r.extInfo("rogue").Restarts >= 1 }, "restart")
+			if e := r.extInfo("rogue").LastError; !strings.Contains(e, "protocol error") {
+				t.Fatalf("last error %q, want a protocol error", e)
+			}
+			r.expectVia("vm3", "vm4", extUDP(macB, macA, "10.0.0.3", "10.0.0.4", 1, 2, 8), 1)
+		})
+	}
+}
+
+// An injection on a port outside the extension's scope is dropped and
+// counted (extension-scope on that port, out-of-scope on the extension).
+func TestExtensionRogueInjectOutOfScope(t *testing.T) {
+	r := rogueRig(t, "inject-out-of-scope", "vm3", time.Second)
+	r.attack("extension-scope drop", func() bool { return r.drops("vm3", DropExtensionScope) > 0 })
+	if n := r.extInfo("rogue").Counters["out-of-scope"]; n == 0 {
+		t.Fatal("out-of-scope not counted on the extension")
+	}
+	if n := r.extInfo("rogue").Counters["injected"]; n != 0 {
+		t.Fatalf("%d frames injected out of scope", n)
+	}
+	time.Sleep(50 * time.Millisecond)
+	for _, f := range r.p["vm4"].Sent() {
+		if bytes.Contains(f, []byte{10, 0, 0, 1}) {
+			t.Fatal("a frame of VSID 5001 reached VSID 5002")
+		}
+	}
+}
+
+// A forwarding decision naming a port of another VSID is dropped as
+// extension-scope on the port the frame came in on.
+func TestExtensionRogueForwardOutOfVSID(t *testing.T) {
+	r := rogueRig(t, "forward-out-of-vsid", "vm3", time.Second)
+	r.attack("extension-scope drop", func() bool { return r.drops("vm1", DropExtensionScope) > 0 })
+	time.Sleep(50 * time.Millisecond)
+	for _, f := range r.p["vm3"].Sent() {
+		if bytes.Contains(f, []byte{10, 0, 0, 1}) {
+			t.Fatal("a frame of VSID 5001 left by a port of VSID 5002")
+		}
 	}
 }

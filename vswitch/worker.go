@@ -450,7 +450,18 @@ func (w *worker) extForward(snap *snapshot, f *ring.Frame) bool {
 		if p == d.Origin {
 			continue // never back out of the port it came in on
 		}
-		w.enqueue(snap.views[p].st, f)
+		// Only a port inside the extension's scope, of the frame's own
+		// VSID: never another tenant's, nor the uplink, which takes a
+		// virtual subnet's frames only encapsulated. A port of no
+		// virtual subnet that is not an uplink (a monitor port the
+		// operator set up) may take copies of any VSID.
+		v := snap.views[p]
+		if v.dom == nil || !d.Allows(p, v.dom.vsid) ||
+			(v.dom.vsid != f.VSID && (v.dom.vsid != VSIDNone || w.wnvRoleOf(v) == wnvUplink)) {
+			w.drops[DropExtensionScope]++
+			continue
+		}
+		w.enqueue(v.st, f)
 	}
 	if !d.Default && d.N == 0 {
 		w.drops[DropExtension]++

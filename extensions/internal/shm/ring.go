@@ -14,6 +14,13 @@ import (
 //
 // The peer is not trusted: the consumer copies each descriptor out before
 // it is read, and Slot checks the descriptor's slot, offset and length.
+// Every index read from shared memory is checked against the ring's
+// geometry before use: a producer index more than a ring ahead of what
+// the consumer read, or a consumer index behind what the producer could
+// have published or ahead of what it published, breaks the protocol. The
+// ring then says so (Broken) and stops moving descriptors: Reserve and
+// Next fail, Free and Pending are 0. The side that owns the ring decides
+// what to do with the peer.
 type Ring struct {
 	prod, cons *uint32 // shared indexes
 	descs      []byte
@@ -24,6 +31,7 @@ type Ring struct {
 	// the side's private view
 	head   uint32 // producer: next position to write; consumer: next to read
 	cached uint32 // producer: the consumer index last seen; consumer: the producer index last seen
+	broken bool   // the peer published an index outside the ring's geometry
 }
 
 func newRing(ctl []byte, prodOff, consOff int, descs, slots []byte, size, slotSize int) Ring {
@@ -43,12 +51,42 @@ func newRing(ctl []byte, prodOff, consOff int, descs, slots []byte, size, slotSi
 func (r *Ring) AttachProducer() {
 	r.head = atomic.LoadUint32(r.prod)
 	r.cached = atomic.LoadUint32(r.cons)
+	r.broken = r.head-r.cached > r.mask+1
 }
 
 // AttachConsumer is Attach for the consuming side.
 func (r *Ring) AttachConsumer() {
 	r.head = atomic.LoadUint32(r.cons)
 	r.cached = atomic.LoadUint32(r.prod)
+	r.broken = r.cached-r.head > r.mask+1
+}
+
+// Broken reports whether the peer published an index outside the ring's
+// geometry (see Ring). A broken ring stays broken until the next Attach.
+func (r *Ring) Broken() bool { return r.broken }
+
+// loadCons reads the consumer's index for the producer, or reports the
+// ring broken when the index is not within one ring behind the producer's.
+func (r *Ring) loadCons() bool {
+	c := atomic.LoadUint32(r.cons)
+	if r.head-c > r.mask+1 {
+		r.broken = true
+		return false
+	}
+	r.cached = c
+	return true
+}
+
+// loadProd reads the producer's index for the consumer, or reports the
+// ring broken when it is more than one ring ahead of the consumer.
+func (r *Ring) loadProd() bool {
+	p := atomic.LoadUint32(r.prod)
+	if p-r.head > r.mask+1 {
+		r.broken = true
+		return false
+	}
+	r.cached = p
+	return true
 }
 
 func (r *Ring) desc(pos uint32) *api.Desc {
@@ -62,9 +100,11 @@ func (r *Ring) SlotSize() int { return int(r.slotSize) }
 // descriptor must name in Slot), or ok false when the ring is full. The
 // descriptor becomes visible to the consumer at the next Publish.
 func (r *Ring) Reserve() (d *api.Desc, slot []byte, ok bool) {
+	if r.broken {
+		return nil, nil, false
+	}
 	if r.head-r.cached > r.mask {
-		r.cached = atomic.LoadUint32(r.cons)
-		if r.head-r.cached > r.mask {
+		if !r.loadCons() || r.head-r.cached > r.mask {
 			return nil, nil, false
 		}
 	}
@@ -85,7 +125,9 @@ func (r *Ring) Cap() int { return int(r.mask + 1) }
 
 // Free is the number of descriptors the producer could reserve now.
 func (r *Ring) Free() int {
-	r.cached = atomic.LoadUint32(r.cons)
+	if r.broken || !r.loadCons() {
+		return 0
+	}
 	return int(r.mask + 1 - (r.head - r.cached))
 }
 
@@ -93,15 +135,14 @@ func (r *Ring) Free() int {
 // returns false when there is none. The descriptor's slot stays valid
 // until Release.
 func (r *Ring) Next(d *api.Desc) bool {
+	if r.broken {
+		return false
+	}
 	if r.head == r.cached {
-		r.cached = atomic.LoadUint32(r.prod)
-		if r.head == r.cached {
-			return false
-		}
 		// A producer cannot be more than a ring ahead; if it claims to be,
-		// it is broken: clamp so we never read past what it may have written.
-		if r.cached-r.head > r.mask+1 {
-			r.cached = r.head + r.mask + 1
+		// it is broken (loadProd): nothing more is read.
+		if !r.loadProd() || r.head == r.cached {
+			return false
 		}
 	}
 	*d = *r.desc(r.head)
@@ -114,7 +155,12 @@ func (r *Ring) Next(d *api.Desc) bool {
 func (r *Ring) Release() { atomic.StoreUint32(r.cons, r.head) }
 
 // Pending is the number of published descriptors not yet read.
-func (r *Ring) Pending() int { return int(atomic.LoadUint32(r.prod) - r.head) }
+func (r *Ring) Pending() int {
+	if r.broken || !r.loadProd() {
+		return 0
+	}
+	return int(r.cached - r.head)
+}
 
 // Slot returns the frame bytes d names, or ok false when its slot, offset
 // or length fall outside the ring's slot area.

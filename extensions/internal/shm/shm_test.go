@@ -160,27 +160,67 @@ func TestRegionSizeSealed(t *testing.T) {
 }
 
 // FuzzRingFromPeer plays a hostile peer: it writes arbitrary shared
-// indexes and descriptors; the consumer must never read outside the ring
-// or return a slot outside the slot area.
+// indexes and descriptors; the consumer must never read outside the ring,
+// more than a ring's worth, or return a slot outside the slot area, and
+// the producer must never count more room than the ring has or hand out a
+// descriptor it does not have. An index outside the geometry must leave
+// the ring Broken, and a broken ring moves nothing.
 func FuzzRingFromPeer(f *testing.F) {
-	f.Add(uint32(3), uint32(0), []byte{1, 2, 3})
-	f.Add(uint32(0xFFFFFFFF), uint32(5), make([]byte, 64))
+	f.Add(uint32(3), uint32(0), uint32(0), uint32(0), []byte{1, 2, 3})
+	f.Add(uint32(0xFFFFFFFF), uint32(5), uint32(7), uint32(9), make([]byte, 64))
+	f.Add(uint32(100), uint32(0), uint32(0), uint32(100), []byte{0})
 	host, err := Create("fuzz", 1, 8, 64)
 	if err != nil {
 		f.Fatal(err)
 	}
 	defer host.Close()
-	f.Fuzz(func(t *testing.T, prod, cons uint32, junk []byte) {
+	f.Fuzz(func(t *testing.T, prod, cons, dprod, dcons uint32, junk []byte) {
 		r := &host.Channel(0).Up
 		*r.prod, *r.cons = prod, cons
 		copy(r.descs, junk)
 		r.AttachConsumer()
 		var d api.Desc
+		read := 0
 		for n := 0; n < 20 && r.Next(&d); n++ {
+			read++
 			if b, ok := r.Slot(&d); ok && len(b) > r.SlotSize() {
 				t.Fatalf("slot of %d bytes", len(b))
 			}
 		}
+		if read > r.Cap() {
+			t.Fatalf("read %d descriptors from a ring of %d", read, r.Cap())
+		}
+		if bad := prod-cons > uint32(r.Cap()); bad != r.Broken() {
+			t.Fatalf("prod %d cons %d: broken %v", prod, cons, r.Broken())
+		}
+		if r.Broken() && (r.Next(&d) || r.Pending() != 0) {
+			t.Fatal("a broken ring still moves descriptors")
+		}
 		r.Release()
+
+		// The producer's side: the peer moves the consumer's index.
+		w := &host.Channel(0).Down
+		*w.prod, *w.cons = dprod, dprod
+		w.AttachProducer()
+		for range 3 {
+			w.Reserve()
+		}
+		w.Publish()
+		*w.cons = dcons
+		if n := w.Free(); n < 0 || n > w.Cap() {
+			t.Fatalf("free %d in a ring of %d", n, w.Cap())
+		}
+		for range 2 * w.Cap() {
+			d, slot, ok := w.Reserve()
+			if ok != (d != nil) || ok != (slot != nil) {
+				t.Fatalf("Reserve: %v %v %v", d, len(slot), ok)
+			}
+			if !ok {
+				break
+			}
+		}
+		if bad := dprod+3-dcons > uint32(w.Cap()); bad && !w.Broken() {
+			t.Fatalf("consumer index %d, producer at %d: not broken", dcons, dprod+3)
+		}
 	})
 }
