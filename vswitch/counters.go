@@ -39,6 +39,8 @@ const (
 	DropExtensionFailed                    // a fail-closed extension is failed or restarting
 	DropExtensionBusy                      // an extension's ring or the frames waiting for verdicts are full
 	DropExtensionInvalid                   // an extension answered with a descriptor that failed validation
+	DropRAGuard                            // WNV: an IPv6 Router Advertisement from a VM
+	DropDHCPGuard                          // WNV: a DHCP or DHCPv6 server message from a VM
 	NumDropReasons
 )
 
@@ -68,6 +70,8 @@ var dropNames = [NumDropReasons]string{
 	DropExtensionFailed:  extensions.DropFailed.String(),
 	DropExtensionBusy:    extensions.DropBusy.String(),
 	DropExtensionInvalid: extensions.DropInvalid.String(),
+	DropRAGuard:          datapath.DropRAGuard.String(),
+	DropDHCPGuard:        datapath.DropDHCPGuard.String(),
 }
 
 func (r DropReason) String() string {

@@ -24,6 +24,8 @@ const (
 	DropNVGRENoDst                 // NVGRE: inner destination has no local port in the VSID
 	DropNVGRESrc                   // NVGRE: outer source PA is not the inner source's host per the policy
 	DropRewriteSrc                 // IP rewrite: the source PA maps to no CA that may reach the destination
+	DropRAGuard                    // an IPv6 Router Advertisement from a VM (the policy names no VM a router)
+	DropDHCPGuard                  // a DHCP or DHCPv6 server message from a VM (the policy names no VM a DHCP server)
 	NumReasons
 )
 
@@ -45,6 +47,8 @@ var reasonNames = [NumReasons]string{
 	DropNVGRENoDst:   "nvgre-no-dst",
 	DropNVGRESrc:     "nvgre-src",
 	DropRewriteSrc:   "rewrite-src",
+	DropRAGuard:      "ra-guard",
+	DropDHCPGuard:    "dhcp-guard",
 }
 
 func (r Reason) String() string {
