@@ -10,7 +10,7 @@ LDFLAGS := -X main.version=$(VERSION)
 BIN     := bin
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 
-.PHONY: build test bench lint run fuzz clean
+.PHONY: build test bench lint run fuzz fuzz-long clean
 
 build:
 	@mkdir -p $(BIN)
@@ -37,12 +37,14 @@ FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzAPIRequest$$' -fuzztime $(FUZZTIME) ./cmd/xvsd/
 	$(GO) test -run '^$$' -fuzz '^FuzzPipeline$$' -fuzztime $(FUZZTIME) ./vswitch/
+	$(GO) test -run '^$$' -fuzz '^FuzzPipelineWNV$$' -fuzztime $(FUZZTIME) ./vswitch/
 	$(GO) test -run '^$$' -fuzz '^FuzzVnetApply$$' -fuzztime $(FUZZTIME) ./ports/tap/
 	$(GO) test -run '^$$' -fuzz '^FuzzFrame$$' -fuzztime $(FUZZTIME) ./cmd/xvs-pktgen/internal/frame/
 	$(GO) test -run '^$$' -fuzz '^FuzzFrame$$' -fuzztime $(FUZZTIME) ./header/
 	$(GO) test -run '^$$' -fuzz '^FuzzIPv4Rewrite$$' -fuzztime $(FUZZTIME) ./header/
 	$(GO) test -run '^$$' -fuzz '^FuzzNVGRE$$' -fuzztime $(FUZZTIME) ./header/
 	$(GO) test -run '^$$' -fuzz '^FuzzFiveTuple$$' -fuzztime $(FUZZTIME) ./header/
+	$(GO) test -run '^$$' -fuzz '^FuzzIPv6Transport$$' -fuzztime $(FUZZTIME) ./header/
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./wnv/
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) ./wnv/
 	$(GO) test -run '^$$' -fuzz '^FuzzMakeFlowKey$$' -fuzztime $(FUZZTIME) ./extensions/
@@ -53,6 +55,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDevice$$' -fuzztime $(FUZZTIME) ./ports/vhostuser/
 	$(GO) test -run '^$$' -fuzz '^FuzzDescriptorChain$$' -fuzztime $(FUZZTIME) ./ports/vhostuser/
 	$(GO) test -run '^$$' -fuzz '^FuzzMemory$$' -fuzztime $(FUZZTIME) ./ports/vhostuser/
+
+# Every target of make fuzz for FUZZTIME each; 10m unless FUZZTIME is given.
+fuzz-long:
+	$(MAKE) fuzz FUZZTIME=$(if $(filter command line environment,$(origin FUZZTIME)),$(FUZZTIME),10m)
 
 clean:
 	rm -rf $(BIN)

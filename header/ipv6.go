@@ -267,3 +267,78 @@ func WriteNeighborAdvert(dst []byte, solicitorMAC [6]byte, req IPv6, ns Neighbor
 	binary.BigEndian.PutUint16(m[2:4], ICMPv6Checksum(target, to, m))
 	return NeighborAdvertFrameLen, nil
 }
+
+// IPv6 extension headers (RFC 8200 section 4, RFC 7045) and the no next
+// header value.
+const (
+	ProtocolIPv6HopByHop = 0
+	ProtocolIPv6Route    = 43
+	ProtocolIPv6Frag     = 44
+	ProtocolAH           = 51
+	ProtocolIPv6NoNext   = 59
+	ProtocolIPv6Opts     = 60
+	ProtocolMobility     = 135
+	ProtocolHIP          = 139
+	ProtocolShim6        = 140
+
+	// IPv6MaxExtHeaders is the most extension headers Transport walks; a
+	// longer chain is ErrIPv6ExtHeaders. Real traffic carries one or two.
+	IPv6MaxExtHeaders = 8
+)
+
+// ErrIPv6ExtHeaders: an extension header runs past the packet, the chain
+// is longer than IPv6MaxExtHeaders, or a first fragment ends before the
+// first 8 bytes of its upper-layer header.
+const ErrIPv6ExtHeaders = Error("ipv6: extension header chain cannot be walked")
+
+// Transport walks ip's extension headers (Hop-by-Hop, Routing, Fragment,
+// Destination Options, AH, Mobility, HIP, Shim6; at most
+// IPv6MaxExtHeaders, each length-checked) and returns the upper-layer
+// protocol and its bytes (aliasing ip). later: ip is a fragment other
+// than the first, whose payload continues a transport header it does not
+// hold. A first fragment without the first 8 bytes of its upper-layer
+// header (RFC 7112 wants all of it there) and a chain that is too long or runs past the packet are
+// ErrIPv6ExtHeaders. ip must come from ParseIPv6.
+func (ip IPv6) Transport() (proto uint8, payload []byte, later bool, err error) {
+	proto, p := ip[6], ip[IPv6HeaderLen:]
+	frag := false
+	for range IPv6MaxExtHeaders + 1 {
+		var n int
+		switch proto {
+		case ProtocolIPv6HopByHop, ProtocolIPv6Route, ProtocolIPv6Opts, ProtocolMobility, ProtocolHIP, ProtocolShim6:
+			if len(p) < 8 {
+				return proto, nil, false, ErrIPv6ExtHeaders
+			}
+			n = (int(p[1]) + 1) * 8
+		case ProtocolAH:
+			if len(p) < 8 {
+				return proto, nil, false, ErrIPv6ExtHeaders
+			}
+			n = (int(p[1]) + 2) * 4
+		case ProtocolIPv6Frag:
+			if len(p) < 8 {
+				return proto, nil, false, ErrIPv6ExtHeaders
+			}
+			if binary.BigEndian.Uint16(p[2:4])&^7 != 0 { // a non-zero offset
+				return p[0], p[8:], true, nil
+			}
+			frag = binary.BigEndian.Uint16(p[2:4])&1 != 0
+			n = 8
+		case ProtocolIPv6NoNext:
+			if frag {
+				return proto, nil, false, ErrIPv6ExtHeaders // a first fragment without its upper-layer header
+			}
+			return proto, p[:0], false, nil
+		default:
+			if frag && len(p) < 8 {
+				return proto, nil, false, ErrIPv6ExtHeaders
+			}
+			return proto, p, false, nil
+		}
+		if n > len(p) {
+			return proto, nil, false, ErrIPv6ExtHeaders
+		}
+		proto, p = p[0], p[n:]
+	}
+	return proto, nil, false, ErrIPv6ExtHeaders
+}

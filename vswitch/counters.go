@@ -41,6 +41,8 @@ const (
 	DropExtensionInvalid                   // an extension answered with a descriptor that failed validation
 	DropNeighborChanged                    // uplink ARP: a provider next hop's MAC changed (counted), or an unasked claim to another MAC (dropped)
 	DropExtensionScope                     // an extension injected or forwarded a frame outside its scope or VSID
+	DropRAGuard                            // WNV: an IPv6 Router Advertisement from a VM
+	DropDHCPGuard                          // WNV: a DHCP or DHCPv6 server message from a VM
 	NumDropReasons
 )
 
@@ -72,6 +74,8 @@ var dropNames = [NumDropReasons]string{
 	DropExtensionInvalid: extensions.DropInvalid.String(),
 	DropNeighborChanged:  datapath.DropNeighborChanged.String(),
 	DropExtensionScope:   extensions.DropScope.String(),
+	DropRAGuard:          datapath.DropRAGuard.String(),
+	DropDHCPGuard:        datapath.DropDHCPGuard.String(),
 }
 
 func (r DropReason) String() string {

@@ -12,7 +12,7 @@ func TestDropReasonNames(t *testing.T) {
 	want := []string{"malformed", "no-vsid", "learn-cap", "ring-full", "same-port", "port-error", "no-policy",
 		"proxied", "pool-empty", "spoof", "isolation", "ttl", "no-uplink", "arp-pending", "mtu", "nvgre-invalid",
 		"nvgre-not-ours", "nvgre-vsid", "nvgre-no-dst", "nvgre-src", "rewrite-src", "extension-drop",
-		"extension-failed", "extension-busy", "extension-invalid", "neighbor-changed", "extension-scope"}
+		"extension-failed", "extension-busy", "extension-invalid", "neighbor-changed", "extension-scope", "ra-guard", "dhcp-guard"}
 	var got []string
 	for _, r := range DropReasons() {
 		got = append(got, r.String())

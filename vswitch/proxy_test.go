@@ -18,10 +18,10 @@ func testPolicy(t *testing.T) *wnv.Policy {
 		VirtualSubnets:    []wnv.VirtualSubnetConfig{{VSID: 5001, RoutingDomain: "blue", IPv4Prefix: "10.0.0.0/24", IPv6Prefix: "fd00:1::/64"}, {VSID: 5002, RoutingDomain: "red", IPv4Prefix: "10.0.0.0/24"}},
 		ProviderAddresses: []wnv.ProviderAddressConfig{{Interface: "uplink", PA: "192.168.50.1", PrefixLength: 24}},
 		LookupRecords: []wnv.LookupRecordConfig{
-			{VSID: 5001, CA: "10.0.0.10", MAC: "02:00:00:00:00:0a", PA: "192.168.50.1", Rule: "encap"},
-			{VSID: 5001, CA: "10.0.0.20", MAC: "02:00:00:00:00:0b", PA: "192.168.50.1", Rule: "encap"},
-			{VSID: 5001, CA: "fd00:1::20", MAC: "02:00:00:00:00:0b", PA: "192.168.50.1", Rule: "encap"},
-			{VSID: 5002, CA: "10.0.0.20", MAC: "02:00:00:00:00:2b", PA: "192.168.50.1", Rule: "encap"},
+			{VSID: 5001, CA: "10.0.0.10", MAC: "02:00:00:00:00:0a", PA: "192.168.50.1", Rule: "encap", VMName: "a"},
+			{VSID: 5001, CA: "10.0.0.20", MAC: "02:00:00:00:00:0b", PA: "192.168.50.1", Rule: "encap", VMName: "b"},
+			{VSID: 5001, CA: "fd00:1::20", MAC: "02:00:00:00:00:0b", PA: "192.168.50.1", Rule: "encap", VMName: "b"},
+			{VSID: 5002, CA: "10.0.0.20", MAC: "02:00:00:00:00:2b", PA: "192.168.50.1", Rule: "encap", VMName: "x"},
 		},
 	})
 	if err != nil {
@@ -51,6 +51,7 @@ func TestARPAnsweredFromPolicy(t *testing.T) {
 	misses := &missLog{}
 	r := newRig(t, Config{Policy: testPolicy(t), PolicyMiss: misses}, map[string]uint32{"a": 5001, "b": 5001, "x": 5002, "y": 5002})
 	vmA := [6]byte{2, 0, 0, 0, 0, 0x0a}
+	own := map[string][6]byte{"a": vmA, "b": {2, 0, 0, 0, 0, 0x0b}, "x": {2, 0, 0, 0, 0, 0x2b}} // each port's MAC
 	for _, tc := range []struct {
 		port, tpa string
 		want      [6]byte
@@ -65,13 +66,13 @@ func TestARPAnsweredFromPolicy(t *testing.T) {
 		if tc.tpa == spa {
 			spa = "10.0.0.20"
 		}
-		r.send(tc.port, arpRequest(t, vmA, spa, tc.tpa))
+		r.send(tc.port, arpRequest(t, own[tc.port], spa, tc.tpa))
 		got := r.p[tc.port].Sent()
 		if len(got) != 1 {
 			t.Fatalf("%s asks for %s: %d answers, want 1", tc.port, tc.tpa, len(got))
 		}
 		arp, err := header.ParseARP(got[0][14:])
-		if err != nil || arp.Op() != header.ARPReply || arp.SHA() != tc.want || arp.SPAAddr() != netip.MustParseAddr(tc.tpa) || !bytes.Equal(got[0][0:6], vmA[:]) {
+		if err != nil || arp.Op() != header.ARPReply || arp.SHA() != tc.want || arp.SPAAddr() != netip.MustParseAddr(tc.tpa) || [6]byte(got[0][0:6]) != own[tc.port] {
 			t.Fatalf("%s asks for %s: reply %x, %v; want %x from %x", tc.port, tc.tpa, got[0], err, tc.want, tc.want)
 		}
 		r.expect(nil) // nobody else saw anything

@@ -286,6 +286,22 @@ func (s *Snapshot) LookupMAC(vsid uint32, mac MAC) (*LookupRecord, bool) {
 	return rs[0], true
 }
 
+// MACOwnedBy reports whether a static or l2only record of mac in vsid
+// names vmName (the port the VM is on): the MACs a port may send from.
+// No record owns a MAC for an empty name.
+// It allocates nothing.
+func (s *Snapshot) MACOwnedBy(vsid uint32, mac MAC, vmName string) bool {
+	if vmName == "" {
+		return false
+	}
+	for _, r := range s.t.macs[macKey{vsid, mac}] {
+		if r.VMName == vmName {
+			return true
+		}
+	}
+	return false
+}
+
 // GatewayWildcard finds vsid's gateway wildcard record for IPv4 or, with
 // ipv6, for IPv6.
 func (s *Snapshot) GatewayWildcard(vsid uint32, ipv6 bool) (*LookupRecord, bool) {

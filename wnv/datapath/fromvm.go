@@ -12,24 +12,53 @@ import (
 // Frames from VMs, in the order the switch calls the module for them:
 // Resolve before the extensions, Route after.
 
-// Resolve is the address resolution step for a batch from a VM port whose
-// VSID is a virtual subnet (IsVirtual; the caller checks): it answers ARP
-// requests and IPv6 Neighbor Solicitations from the policy's lookup
-// records (and for each subnet's gateway with the gateway MAC), so that
-// address resolution never floods and never reaches the provider network.
-// A request for an address the policy does not know is dropped
-// (no-policy) and told to Config.Miss; other ARP and ND messages from VMs
-// (replies, announcements, router messages) are absorbed (proxied).
+// Resolve is the first step for a batch from a VM port whose VSID is a
+// virtual subnet (IsVirtual; the caller checks), before the extensions:
+//
+//   - source MAC: every frame (IP or not, unicast or not, tagged or not)
+//     must come from a MAC that a lookup record of the port's VSID gives
+//     the port (VMName is the port's name; static and l2only records):
+//     any other is spoof, so that no VM can claim another's MAC and have
+//     the VSID's learning bridge send it that VM's traffic;
+//   - guards: an IPv6 Router Advertisement is ra-guard, a DHCP server
+//     message (UDP 67 to 68, or to a relay; DHCPv6 from 547 to a client or
+//     a relay-reply) is dhcp-guard - the policy names no VM a router or a
+//     DHCP server. IPv6 extension headers are walked first; a chain that
+//     cannot be walked is malformed;
+//   - address resolution: ARP requests and IPv6 Neighbor Solicitations
+//     are answered from the policy's lookup records (and for each
+//     subnet's gateway with the gateway MAC), so that address resolution
+//     never floods and never reaches the provider network. A request for
+//     an address the policy does not know is dropped (no-policy) and told
+//     to Config.Miss; other ARP and ND messages from VMs (replies,
+//     announcements, router solicitations, redirects) are absorbed
+//     (proxied).
+//
 // Answers are emitted toward the VM's port; every other frame is Continue.
 func (m *Module) Resolve(in *Port, b *ring.Batch) []Verdict {
 	vs := m.verdictsFor(b.N)
+	// A batch comes from one VM, nearly always from one MAC: the policy is
+	// asked once per MAC change, not once per frame.
+	var last wnv.MAC
+	lastOK, asked := false, false
 	for i := range b.N {
 		d := b.Data(i)
+		if src := wnv.MAC(d[6:12]); !asked || src != last {
+			last, lastOK, asked = src, m.pol.MACOwnedBy(in.VSID, src, in.Name), true
+		}
+		if !lastOK {
+			m.drop(&vs[i], DropSpoof)
+			continue
+		}
 		switch binary.BigEndian.Uint16(d[12:14]) {
 		case header.EtherTypeARP:
 			m.resolveARP(in, d[header.EthernetHeaderLen:], &vs[i])
+		case header.EtherTypeIPv4:
+			if dhcpServer4(d[header.EthernetHeaderLen:]) {
+				m.drop(&vs[i], DropDHCPGuard)
+			}
 		case header.EtherTypeIPv6:
-			m.resolveND(in, d, &vs[i])
+			m.resolveIPv6(in, d, &vs[i])
 		}
 	}
 	return vs
@@ -52,26 +81,91 @@ func (m *Module) resolveARP(in *Port, pkt []byte, v *Verdict) {
 	}
 }
 
-// resolveND handles ICMPv6 Neighbor Discovery; every other IPv6 frame is
+// DHCP and DHCPv6 ports.
+const (
+	dhcpServerPort   = 67
+	dhcpClientPort   = 68
+	dhcp6ClientPort  = 546
+	dhcp6ServerPort  = 547
+	bootReply        = 2  // BOOTP op of a server's (or relay's) answer
+	dhcp6RelayReply  = 13 // DHCPv6 msg-type a server sends to a relay
+	udpHeaderLen     = 8
+	ipv4FragOffset   = 0x1fff
+	ipv4MinHeaderLen = 20
+)
+
+// dhcpServer4 reports whether an IPv4 packet is a DHCP server's message:
+// UDP from port 67 to a client (68), or a BOOTREPLY to a relay (67).
+// Later fragments have no UDP header and are not looked at.
+func dhcpServer4(ip []byte) bool {
+	if len(ip) < ipv4MinHeaderLen || ip[9] != header.ProtocolUDP || binary.BigEndian.Uint16(ip[6:8])&ipv4FragOffset != 0 {
+		return false
+	}
+	u := ip[min(int(ip[0]&0x0f)*4, len(ip)):]
+	if len(u) < udpHeaderLen || binary.BigEndian.Uint16(u[0:2]) != dhcpServerPort {
+		return false
+	}
+	switch binary.BigEndian.Uint16(u[2:4]) {
+	case dhcpClientPort:
+		return true
+	case dhcpServerPort:
+		return len(u) > udpHeaderLen && u[udpHeaderLen] == bootReply
+	}
+	return false
+}
+
+// dhcpServer6 reports whether a UDP datagram u is a DHCPv6 server's
+// message: from port 547 to a client (546), or a relay-reply to a relay
+// (547).
+func dhcpServer6(u []byte) bool {
+	if len(u) < udpHeaderLen || binary.BigEndian.Uint16(u[0:2]) != dhcp6ServerPort {
+		return false
+	}
+	switch binary.BigEndian.Uint16(u[2:4]) {
+	case dhcp6ClientPort:
+		return true
+	case dhcp6ServerPort:
+		return len(u) > udpHeaderLen && u[udpHeaderLen] == dhcp6RelayReply
+	}
+	return false
+}
+
+// resolveIPv6 applies the guards to an IPv6 frame behind its extension
+// headers and answers Neighbor Solicitations; every other IPv6 frame is
 // left as Continue.
-func (m *Module) resolveND(in *Port, d []byte, v *Verdict) {
+func (m *Module) resolveIPv6(in *Port, d []byte, v *Verdict) {
 	ip, err := header.ParseIPv6(d[header.EthernetHeaderLen:])
-	if err != nil || ip.NextHeader() != header.ProtocolICMPv6 {
+	if err != nil {
+		m.drop(v, DropMalformed)
 		return
 	}
-	p := ip.Payload()
-	if len(p) < 1 {
+	proto, p, later, err := ip.Transport()
+	switch {
+	case err != nil:
+		m.drop(v, DropMalformed)
+		return
+	case later:
+		return // no transport header to look at (RFC 6980: ND is never fragmented)
+	case proto == header.ProtocolUDP:
+		if dhcpServer6(p) {
+			m.drop(v, DropDHCPGuard)
+		}
+		return
+	case proto != header.ProtocolICMPv6 || len(p) < 1:
 		return
 	}
 	switch p[0] {
+	case header.ICMPv6RouterAdvert:
+		m.drop(v, DropRAGuard)
+		return
 	case header.ICMPv6NeighborSolicit:
-	case header.ICMPv6RouterSolicit, header.ICMPv6RouterAdvert, header.ICMPv6NeighborAdvert, header.ICMPv6Redirect:
+	case header.ICMPv6RouterSolicit, header.ICMPv6NeighborAdvert, header.ICMPv6Redirect:
 		m.drop(v, DropProxied)
 		return
 	default:
 		return
 	}
-	ns, err := header.ParseNeighborSolicit(ip)
+	ns, err := header.ParseNeighborSolicit(ip) // behind extension headers: ErrProtocol
 	if err != nil {
 		m.drop(v, DropMalformed)
 		return
@@ -118,7 +212,7 @@ func Resolve(pol *wnv.Snapshot, vsid uint32, addr netip.Addr) ([6]byte, bool) {
 //
 //   - source check: the source address must be a customer address (CA)
 //     whose lookup record has the frame's source MAC and names this port
-//     (spoof);
+//     (spoof; Resolve has already checked the MAC of every frame);
 //   - the destination is looked up in the source's routing domain only
 //     (wnv.Snapshot.Route): not there is isolation, a known subnet without
 //     the address is no-policy;

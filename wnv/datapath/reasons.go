@@ -25,6 +25,8 @@ const (
 	DropNVGRESrc                      // NVGRE: outer source PA is not the inner source's host per the policy
 	DropRewriteSrc                    // IP rewrite: the source PA maps to no CA that may reach the destination
 	DropNeighborChanged               // uplink ARP: a next hop's MAC changed (counted), or an unasked claim to another MAC (dropped)
+	DropRAGuard                       // an IPv6 Router Advertisement from a VM (the policy names no VM a router)
+	DropDHCPGuard                     // a DHCP or DHCPv6 server message from a VM (the policy names no VM a DHCP server)
 	NumReasons
 )
 
@@ -47,6 +49,8 @@ var reasonNames = [NumReasons]string{
 	DropNVGRESrc:        "nvgre-src",
 	DropRewriteSrc:      "rewrite-src",
 	DropNeighborChanged: "neighbor-changed",
+	DropRAGuard:         "ra-guard",
+	DropDHCPGuard:       "dhcp-guard",
 }
 
 func (r Reason) String() string {
