@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xvswitch/xvs/internal/testutil"
 )
 
 // demoWNV runs scripts/demo-wnv.sh (the make demo-wnv topology) and
@@ -62,7 +64,12 @@ func TestDemoWNV(t *testing.T) {
 	demoWNV(t)
 	pcap := filepath.Join(t.TempDir(), "fabric.pcap")
 	capture := background(t, "ip", "netns", "exec", "xvs-fabric", "tshark", "-q", "-i", "fabric0", "-a", "duration:10", "-w", pcap)
-	time.Sleep(2 * time.Second)
+	// tshark's capture (dumpcap) creates the file once it captures: on a
+	// loaded machine that takes seconds, and traffic sent before is lost.
+	if !testutil.Poll(20*time.Second, func() bool { _, err := os.Stat(pcap); return err == nil }) {
+		t.Fatalf("tshark did not start capturing on the fabric within 20 s")
+	}
+	time.Sleep(500 * time.Millisecond)
 	nameServer(t, "xvs-blue2", "blue2")
 	nameServer(t, "xvs-red2", "red2")
 	time.Sleep(300 * time.Millisecond)
