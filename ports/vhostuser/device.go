@@ -515,8 +515,12 @@ func (d *device) reset() {
 
 // safeHandle is handle with a panic turned into a protocol error: a bug
 // met by one front-end's messages drops that connection, not the switch.
+// A fault in guest memory (the front-end shrank a region's file) is such
+// a panic too.
 func (d *device) safeHandle(m *message) (res result, err error) {
+	prev := debug.SetPanicOnFault(true)
 	defer func() {
+		debug.SetPanicOnFault(prev)
 		if r := recover(); r != nil {
 			res = result{}
 			err = fmt.Errorf("vhost-user: %v: internal error: %v\n%s", m.Req, r, debug.Stack())

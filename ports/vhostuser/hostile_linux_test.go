@@ -152,3 +152,75 @@ func TestHostileKickFDMadeBlocking(t *testing.T) {
 		t.Errorf("control stats %+v", cs)
 	}
 }
+
+// The front-end shrinks guest memory's file (a memfd without seals, as
+// DPDK's --no-huge memory is) while frames flow: the port's next access to
+// it faults. The port stops and drops the connection; the process and the
+// other port go on.
+func TestHostileMemoryTruncated(t *testing.T) {
+	other, of := feStarted(t)
+	for _, dir := range []string{"transmit", "receive"} {
+		t.Run(dir, func(t *testing.T) {
+			p, f := feStarted(t)
+			feTraffic(t, p, f, 9)
+			_, b := newTestBatch(t)
+			if dir == "transmit" {
+				f.postRx(0, 4, feBufSize)
+			} else {
+				f.postTx(1, feFrame(80, 1))
+			}
+			// From here the test must not touch f.ram: it would fault too.
+			if err := unix.Ftruncate(f.memfd, 0); err != nil {
+				t.Fatal(err)
+			}
+			if dir == "transmit" {
+				testutil.LoadAt(b, ring.BatchSize, feFrame(64, 1), feFrame(64, 2))
+				if n, err := p.Transmit(b); n != 2 || err != nil {
+					t.Fatalf("Transmit = %d, %v; want 2, nil", n, err)
+				}
+				if d := p.Stats().Drops["memory-fault"]; d != 2 {
+					t.Errorf("memory-fault drops %d, want 2", d)
+				}
+			} else {
+				testutil.ResetRx(b)
+				if n, err := p.Receive(b); n != 0 || err != nil {
+					t.Fatalf("Receive = %d, %v; want 0, nil", n, err)
+				}
+			}
+			if cs := p.ControlStats(); cs.MemoryFaults != 1 {
+				t.Errorf("memory faults %d, want 1", cs.MemoryFaults)
+			}
+			f.waitClosed()
+			feWaitRunning(t, p, 0, 0)
+			testutil.Eventually(t, feTimeout, func() bool { return !p.ControlStats().Connected }, "disconnected")
+			// The data path goes on without the queues.
+			testutil.LoadAt(b, ring.BatchSize, feFrame(64, 3))
+			if n, err := p.Transmit(b); n != 1 || err != nil {
+				t.Errorf("Transmit after the fault = %d, %v", n, err)
+			}
+			feTraffic(t, other, of, 10)
+			// A new connection with sound memory works again.
+			f.close()
+			g := feConnect(t, p.Socket())
+			g.handshake(feOpts{})
+			feWaitRunning(t, p, 1, 1)
+			feTraffic(t, p, g, 11)
+		})
+	}
+}
+
+// The protocol goroutine faults too when the memory shrank before a ring
+// starts (NewQueue reads the rings): a protocol error, not a crash.
+func TestHostileMemoryTruncatedBeforeStart(t *testing.T) {
+	other, of := feStarted(t)
+	p := feServer(t, Config{})
+	f := feConnect(t, p.Socket())
+	f.handshake(feOpts{noEnable: true})
+	if err := unix.Ftruncate(f.memfd, 0); err != nil {
+		t.Fatal(err)
+	}
+	f.must(ReqSetVringEnable, appendState(nil, vringState{Index: 1, Num: 1}))
+	f.waitClosed()
+	testutil.Eventually(t, feTimeout, func() bool { return p.ControlStats().ProtocolErrors == 1 }, "protocol error")
+	feTraffic(t, other, of, 12)
+}
