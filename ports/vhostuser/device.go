@@ -46,6 +46,11 @@ const minMTU = 68
 // is a protocol error: the connection is dropped.
 var errDeclined = errors.New("request declined")
 
+// ErrNotEventFD is wrapped by the protocol error of a SET_VRING_KICK,
+// _CALL or _ERR whose descriptor is not an eventfd (a pipe, a socket, a
+// file): the connection is dropped.
+var ErrNotEventFD = errors.New("vring descriptor is not an eventfd")
+
 // vring is what the front-end told the device about one virtqueue.
 type vring struct {
 	num     uint16 // queue size; 0 until SET_VRING_NUM
@@ -289,6 +294,12 @@ func (d *device) setVringFD(m *message) error {
 	fd := -1
 	if want == 1 {
 		fd = m.FDs[0]
+		// The data path reads the kick and writes the call descriptor
+		// with calls that never wait on an eventfd; on a pipe or a
+		// socket the same calls could block a switch worker.
+		if ok, err := sysio.IsEventFD(fd); !ok || err != nil {
+			return fmt.Errorf("vhost-user: %w: %v: ring %d: the descriptor is not an eventfd (%v)", ErrNotEventFD, m.Req, f.Index, err)
+		}
 	}
 	switch m.Req {
 	case ReqSetVringErr:
@@ -301,11 +312,9 @@ func (d *device) setVringFD(m *message) error {
 		d.stop(int(f.Index))
 		closeFD(vr.kick)
 		vr.kick, vr.kickSet = fd, true
-		if fd >= 0 {
-			// The queue reads it empty when it goes idle; a blocking
-			// read would stall the data path.
-			sysio.SetNonblock(fd)
-		}
+		// The queue reads it empty when it goes idle with a read that
+		// does not wait whatever the file's O_NONBLOCK, which the
+		// front-end shares and may clear.
 	case ReqSetVringCall:
 		// The queue writes to the call descriptor, so it may change
 		// only while the ring is stopped.
@@ -506,8 +515,12 @@ func (d *device) reset() {
 
 // safeHandle is handle with a panic turned into a protocol error: a bug
 // met by one front-end's messages drops that connection, not the switch.
+// A fault in guest memory (the front-end shrank a region's file) is such
+// a panic too.
 func (d *device) safeHandle(m *message) (res result, err error) {
+	prev := debug.SetPanicOnFault(true)
 	defer func() {
+		debug.SetPanicOnFault(prev)
 		if r := recover(); r != nil {
 			res = result{}
 			err = fmt.Errorf("vhost-user: %v: internal error: %v\n%s", m.Req, r, debug.Stack())

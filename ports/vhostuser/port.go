@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -130,6 +131,7 @@ const (
 	dropQueueError                     // the queue stopped: the guest broke the ring protocol
 	dropTooBig                         // longer than MTU+18 (transmit)
 	dropMalformed                      // shorter than an Ethernet header (transmit)
+	dropMemoryFault                    // lost when guest memory faulted (the front-end shrank its file)
 	numDropReasons
 )
 
@@ -138,6 +140,7 @@ var dropNames = [numDropReasons]string{
 	dropQueueError:   "queue-error",
 	dropTooBig:       "too-big",
 	dropMalformed:    "malformed",
+	dropMemoryFault:  "memory-fault",
 }
 
 // liveQueue is a running queue as the data path sees it.
@@ -213,6 +216,10 @@ type retiredStats struct {
 
 type ctlCounters struct {
 	connects, disconnects, protocolErrors, declined, unsupported, rejected, socketRecreated atomic.Uint64
+	memoryFaults                                                                            atomic.Uint64
+	// faulted: guest memory of the current connection faulted, logged
+	// once; cleared when a connection is served.
+	faulted atomic.Bool
 }
 
 // sockWatch is what the accept loop remembers of a socket file that went
@@ -289,19 +296,32 @@ func (p *Port) Features() (virtio, protocol uint64) {
 // Receive implements ports.Port: frames the guest sent, from its running
 // transmit queues, round-robin. Without a front-end, or before it started
 // the queues, it returns 0. It does not block and does not allocate.
-func (p *Port) Receive(b *ring.Batch) (int, error) {
+func (p *Port) Receive(b *ring.Batch) (n int, err error) {
 	p.rxMu.Lock()
 	defer p.rxMu.Unlock()
 	b.N = 0
 	if p.closed.Load() {
 		return 0, ports.ErrPortClosed
 	}
+	// A fault in guest memory (see memoryFault) ends this call with the
+	// frames of the queues read before the faulting one.
+	n0 := 0
+	prev := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(prev)
+		if r := recover(); r != nil {
+			p.memoryFault(r, p.rxq, uint64(b.N-n0))
+			b.N = n0
+			n, err = n0, nil
+		}
+	}()
 	nq := len(p.rxq)
 	for k := 0; k < nq && b.N < ring.BatchSize; k++ {
 		lq := &p.rxq[(p.rxNext+k)%nq]
 		if lq.q.stopped {
 			continue
 		}
+		n0 = b.N
 		if _, err := lq.q.Dequeue(b); err != nil {
 			// The frames taken before the bad chain are valid.
 			p.queueFailed(lq, err)
@@ -325,7 +345,7 @@ func (p *Port) Receive(b *ring.Batch) (int, error) {
 // be the last of the batch, so the switch's transmitted byte count is then
 // that of the first frames, not of the ones delivered. It does not block
 // and does not allocate.
-func (p *Port) Transmit(b *ring.Batch) (int, error) {
+func (p *Port) Transmit(b *ring.Batch) (consumed int, err error) {
 	p.txMu.Lock()
 	defer p.txMu.Unlock()
 	if p.closed.Load() {
@@ -371,13 +391,60 @@ func (p *Port) Transmit(b *ring.Batch) (int, error) {
 	if malformed > 0 {
 		p.drops[dropMalformed].Add(malformed)
 	}
-	consumed := n
+	// A fault in guest memory (see memoryFault) drops the frames of the
+	// faulting queue and of those after it.
+	consumed = n
+	qf := 0
+	prev := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(prev)
+		if r := recover(); r != nil {
+			lost := 0
+			for _, c := range cnt[qf:] {
+				lost += c
+			}
+			p.memoryFault(r, p.txq, uint64(lost))
+			consumed, err = n, nil
+		}
+	}()
 	for qi, c := range cnt {
 		if c > 0 {
+			qf = qi
 			consumed -= p.enqueue(&p.txq[qi], b, p.txIdx[qi][:c])
 		}
 	}
 	return consumed, nil
+}
+
+// memoryFault handles a panic r of Receive or Transmit. A fault (an
+// access to guest memory that raised SIGBUS or SIGSEGV: the front-end
+// shrank a region's file after SET_MEM_TABLE, which xvs cannot prevent
+// for a file it did not create and that is not sealed) is turned into a
+// panic by debug.SetPanicOnFault, set around the data path's access to
+// guest memory; it ends this port, not the switch: the queues of the
+// direction that faulted stop, the frames lost are counted
+// (memory-fault), the fault is counted and logged once, and the
+// connection is closed, so that the device resets, unmapping the memory,
+// and the front-end must set it up again. Any other panic is a bug and
+// goes on. The caller holds the lock of qs.
+func (p *Port) memoryFault(r any, qs []liveQueue, lost uint64) {
+	if _, ok := r.(interface{ Addr() uintptr }); !ok {
+		panic(r)
+	}
+	for i := range qs {
+		qs[i].q.stopped = true
+	}
+	p.drops[dropMemoryFault].Add(lost)
+	p.ctl.memoryFaults.Add(1)
+	if !p.ctl.faulted.Swap(true) {
+		p.log.Error().Str("port", p.name).Interface("fault", r).
+			Msg("vhost-user guest memory faulted (its file shrank?): port stopped, connection closed")
+	}
+	p.connMu.Lock()
+	if p.cur != nil {
+		p.cur.Close() // the protocol goroutine's read returns; it resets the device
+	}
+	p.connMu.Unlock()
 }
 
 // enqueue delivers the frames of b listed in idx to one queue and returns
@@ -468,8 +535,8 @@ func (p *Port) queueStats() (rx, tx QueueStats) {
 }
 
 // Stats implements ports.Port. Drops holds every reason the port counts,
-// zero or not: the port's own (not-connected, queue-error, and too-big and
-// malformed on transmit) and the queues' (too-big: a frame larger than the
+// zero or not: the port's own (not-connected, queue-error, memory-fault,
+// and too-big and malformed on transmit) and the queues' (too-big: a frame larger than the
 // switch's buffer, or than a guest buffer without mergeable buffers;
 // malformed: a guest chain shorter than the virtio-net header). Frames
 // the guest had posted no receive buffers for are not among them: Transmit
@@ -500,6 +567,10 @@ type ControlStats struct {
 	Declined       uint64 // requests answered with a failure (unsupported, not offered, refused)
 	Unsupported    uint64 // of those, requests the device does not know
 	Rejected       uint64 // server mode: connections refused while one was being served
+	// MemoryFaults counts accesses to guest memory that faulted (the
+	// front-end shrank a region's file): each stopped the port's queues
+	// and closed the connection.
+	MemoryFaults uint64
 	// SocketRecreated counts, in server mode, the times the socket file
 	// was found removed or replaced and was created again.
 	SocketRecreated uint64
@@ -520,6 +591,7 @@ func (p *Port) ControlStats() ControlStats {
 		Unsupported:     p.ctl.unsupported.Load(),
 		Rejected:        p.ctl.rejected.Load(),
 		SocketRecreated: p.ctl.socketRecreated.Load(),
+		MemoryFaults:    p.ctl.memoryFaults.Load(),
 		RingFaults:      make(map[string]uint64, NumFaults-1),
 	}
 	for f := Fault(1); f < NumFaults; f++ {
@@ -731,6 +803,7 @@ func (p *Port) serve(uc *net.UnixConn) {
 	p.cur = c
 	p.connMu.Unlock()
 	p.ctl.connects.Add(1)
+	p.ctl.faulted.Store(false)
 	p.log.Info().Str("port", p.name).Str("socket", p.socket).Msg("vhost-user front-end connected")
 
 	err := p.session(c)

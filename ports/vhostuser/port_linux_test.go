@@ -527,7 +527,7 @@ func TestPortTransmitDrops(t *testing.T) {
 		t.Fatalf("used %+v, want the 100-byte frame", u)
 	}
 	s := p.Stats()
-	want := map[string]uint64{"too-big": 2, "malformed": 1, "not-connected": 0, "queue-error": 0}
+	want := map[string]uint64{"too-big": 2, "malformed": 1, "not-connected": 0, "queue-error": 0, "memory-fault": 0}
 	if len(s.Drops) != len(want) {
 		t.Errorf("drop reasons %v, want those of %v", s.Drops, want)
 	}

@@ -32,8 +32,11 @@ type QueueConfig struct {
 	EventIdx          bool   // VIRTIO_RING_F_EVENT_IDX negotiated
 	HdrLen            int    // virtio-net header length: 10, or 12 with VERSION_1 or MRG_RXBUF
 	Mergeable         bool   // VIRTIO_NET_F_MRG_RXBUF negotiated: a received frame may span buffers
-	Call              int    // eventfd to signal the guest, -1: none
-	// Kick is the eventfd the guest kicks (non-blocking), -1: none. The
+	// Call is the eventfd to signal the guest, -1: none. It may be
+	// blocking: the queue signals it without waiting (EventFD.TrySignal).
+	Call int
+	// Kick is the eventfd the guest kicks, -1: none, blocking or not:
+	// the queue reads it without waiting (EventFD.TryDrain). The
 	// queue only reads it empty when it asks for kicks again (Dequeue
 	// finding nothing), so that a poller waiting on it wakes for kicks
 	// that came after.
@@ -522,7 +525,7 @@ func (q *Queue) publish(old uint16) {
 		want = q.availFlg.load()&virtqAvailFNoInterrupt == 0
 	}
 	if want && q.call >= 0 {
-		if err := q.call.Signal(); err != nil {
+		if err := q.call.TrySignal(); err != nil {
 			q.ctr.callErrors.Add(1)
 		} else {
 			q.ctr.interrupts.Add(1) // also when the counter is saturated: the guest has a signal pending
@@ -537,7 +540,7 @@ func (q *Queue) publish(old uint16) {
 // It is one read(2) each time the queue goes idle, not per call.
 func (q *Queue) enableNotify() {
 	if q.kick >= 0 {
-		q.kick.Drain() // a failed read only leaves an old kick to wake the poller early
+		q.kick.TryDrain() // a failed read only leaves an old kick to wake the poller early
 	}
 	if q.eventIdx {
 		// If the guest keeps changing the neighbouring bytes, the store
