@@ -305,6 +305,26 @@ func dial(path string) (*net.UnixConn, error) {
 	return c, nil
 }
 
+// peerUID is the uid of the process at the other end of c, from
+// SO_PEERCRED (the credentials it had when it listened or connected).
+func peerUID(c *net.UnixConn) (uint32, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := rc.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return 0, err
+	}
+	if cerr != nil {
+		return 0, fmt.Errorf("vhost-user: SO_PEERCRED: %w", cerr)
+	}
+	return cred.Uid, nil
+}
+
 // mapRegion maps a guest memory region: r.Size bytes at r.MmapOffset of
 // fd, shared and writable. It returns the whole mapping (for unmap) and the
 // region's bytes within it. The mapping starts and ends on the file's

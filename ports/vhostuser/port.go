@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,6 +81,12 @@ type Config struct {
 	// the VM's address is set in QEMU (-device virtio-net-pci,mac=), so
 	// give the same one. Nil means 02:xx:xx:xx:xx:xx derived from Name.
 	MAC net.HardwareAddr
+	// AllowedUIDs are, in client mode, the users whose listening socket
+	// the port may talk to: whoever listens at Socket gets the VM's
+	// traffic, so the listener's uid (SO_PEERCRED) is checked after each
+	// connect and others are refused (ControlStats.PeerRefused, logged).
+	// Empty means root and the switch's own uid.
+	AllowedUIDs []uint32
 	// Logger receives connection and protocol events; the zero value is
 	// silent.
 	Logger zerolog.Logger
@@ -154,6 +161,7 @@ type liveQueue struct {
 // from one goroutine at a time), and with Stats and Close.
 type Port struct {
 	name, socket string
+	allowedUIDs  []uint32 // client mode: who may listen at socket (nil: root and ours)
 	server       bool
 	sockMode     os.FileMode
 	mac          net.HardwareAddr
@@ -216,7 +224,7 @@ type retiredStats struct {
 
 type ctlCounters struct {
 	connects, disconnects, protocolErrors, declined, unsupported, rejected, socketRecreated atomic.Uint64
-	memoryFaults                                                                            atomic.Uint64
+	memoryFaults, peerRefused                                                               atomic.Uint64
 	// faulted: guest memory of the current connection faulted, logged
 	// once; cleared when a connection is served.
 	faulted atomic.Bool
@@ -242,14 +250,15 @@ func New(cfg Config) (*Port, error) {
 		return nil, err
 	}
 	p := &Port{
-		name:     cfg.Name,
-		socket:   cfg.Socket,
-		server:   cfg.Server,
-		sockMode: cfg.SocketMode,
-		mac:      cfg.MAC,
-		mtu:      cfg.MTU,
-		log:      cfg.Logger,
-		stop:     make(chan struct{}),
+		name:        cfg.Name,
+		socket:      cfg.Socket,
+		server:      cfg.Server,
+		sockMode:    cfg.SocketMode,
+		allowedUIDs: slices.Clone(cfg.AllowedUIDs),
+		mac:         cfg.MAC,
+		mtu:         cfg.MTU,
+		log:         cfg.Logger,
+		stop:        make(chan struct{}),
 	}
 	p.dev = newDevice(p, cfg.QueuePairs)
 	var err error
@@ -571,6 +580,9 @@ type ControlStats struct {
 	// front-end shrank a region's file): each stopped the port's queues
 	// and closed the connection.
 	MemoryFaults uint64
+	// PeerRefused counts, in client mode, connections closed at once
+	// because the listener's uid is not in Config.AllowedUIDs.
+	PeerRefused uint64
 	// SocketRecreated counts, in server mode, the times the socket file
 	// was found removed or replaced and was created again.
 	SocketRecreated uint64
@@ -592,6 +604,7 @@ func (p *Port) ControlStats() ControlStats {
 		Rejected:        p.ctl.rejected.Load(),
 		SocketRecreated: p.ctl.socketRecreated.Load(),
 		MemoryFaults:    p.ctl.memoryFaults.Load(),
+		PeerRefused:     p.ctl.peerRefused.Load(),
 		RingFaults:      make(map[string]uint64, NumFaults-1),
 	}
 	for f := Fault(1); f < NumFaults; f++ {
@@ -752,8 +765,21 @@ func (p *Port) dialLoop() {
 	defer p.wg.Done()
 	backoff := minBackoff
 	waiting := false
+	refusedUID := int64(-1) // the listener refused last, logged once
 	for !p.closed.Load() {
 		c, err := dial(p.socket)
+		if err == nil {
+			if uid, ok := p.peerAllowed(c); !ok {
+				c.Close()
+				p.ctl.peerRefused.Add(1)
+				if int64(uid) != refusedUID {
+					p.log.Warn().Str("port", p.name).Str("socket", p.socket).Uint32("uid", uid).
+						Msg("vhost-user: the process listening on the socket belongs to a user not allowed (allowed_uids): not connecting")
+					refusedUID = int64(uid)
+				}
+				err = errPeerRefused
+			}
+		}
 		if err != nil {
 			if !waiting {
 				p.log.Info().Str("port", p.name).Err(err).Msg("vhost-user waiting for front-end")
@@ -773,6 +799,23 @@ func (p *Port) dialLoop() {
 			return
 		}
 	}
+}
+
+// errPeerRefused: the listener's uid is not allowed.
+var errPeerRefused = errors.New("listener's user not allowed")
+
+// peerAllowed reports the uid of the process listening at the other end
+// of c and whether Config.AllowedUIDs lets the port talk to it.
+func (p *Port) peerAllowed(c *net.UnixConn) (uint32, bool) {
+	uid, err := peerUID(c)
+	if err != nil {
+		return 0, false
+	}
+	allowed := p.allowedUIDs
+	if len(allowed) == 0 {
+		allowed = []uint32{0, uint32(os.Getuid())}
+	}
+	return uid, slices.Contains(allowed, uid)
 }
 
 // sleep waits for d or until Close; it reports whether the port is still
