@@ -136,3 +136,23 @@ func TestDHCPGuard(t *testing.T) {
 	solicit := ipv6Frame(dhcp6, macB, "fe80::b", "ff02::1:2", header.ProtocolUDP, udp6(546, 547, 1))
 	r.sendExpect("b", solicit, "a")
 }
+
+// TestTaggedFramesFromVMDropped: a virtual subnet carries no 802.1Q tags,
+// so a tagged frame from a VM's own MAC - here a Router Advertisement
+// behind a priority tag (VLAN 0, which Linux receivers take as untagged),
+// and a tagged broadcast - reaches no port and is counted malformed
+// rather than slipping past the RA and DHCP guards.
+func TestTaggedFramesFromVMDropped(t *testing.T) {
+	r := newRig(t, Config{Policy: testPolicy(t)}, map[string]uint32{"a": 5001, "b": 5001, "x": 5002})
+	tag := func(f []byte, tpid uint16) []byte {
+		return append(append(append([]byte(nil), f[:12]...), byte(tpid>>8), byte(tpid), 0, 0), f[12:]...)
+	}
+	ra := ipv6Frame(mac("33:33:00:00:00:01"), macA, "fe80::a", "ff02::1", header.ProtocolICMPv6, routerAdvert)
+	r.send("a", tag(ra, header.EtherTypeVLAN))
+	r.send("a", tag(frame(bcast, macA, "tagged"), header.EtherTypeQinQ))
+	r.expect(nil)
+	if n := r.drops("a", DropMalformed); n != 2 {
+		t.Fatalf("malformed drops on a: %d, want 2 (tagged frames)", n)
+	}
+	r.sendExpect("a", frame(bcast, macA, "untagged"), "b")
+}

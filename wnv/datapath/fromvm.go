@@ -24,7 +24,9 @@ import (
 //     message (UDP 67 to 68, or to a relay; DHCPv6 from 547 to a client or
 //     a relay-reply) is dhcp-guard - the policy names no VM a router or a
 //     DHCP server. IPv6 extension headers are walked first; a chain that
-//     cannot be walked is malformed;
+//     cannot be walked is malformed; so is an 802.1Q or 802.1ad tagged
+//     frame (a virtual subnet carries no tags, RFC 7637), whose tag - a
+//     priority tag too - would hide what is behind it from the guards;
 //   - address resolution: ARP requests and IPv6 Neighbor Solicitations
 //     are answered from the policy's lookup records (and for each
 //     subnet's gateway with the gateway MAC), so that address resolution
@@ -59,6 +61,11 @@ func (m *Module) Resolve(in *Port, b *ring.Batch) []Verdict {
 			}
 		case header.EtherTypeIPv6:
 			m.resolveIPv6(in, d, &vs[i])
+		case header.EtherTypeVLAN, header.EtherTypeQinQ:
+			// A virtual subnet carries no 802.1Q tags (RFC 7637: no inner
+			// tag), and a tag (a priority tag too) would hide an RA or a
+			// DHCP reply from the guards above.
+			m.drop(&vs[i], DropMalformed)
 		}
 	}
 	return vs
