@@ -79,7 +79,14 @@ func TestDefaultConfigIsValid(t *testing.T) {
 func startDaemon(t testing.TB, yaml string) (*daemon, *api.Client) {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "xvsd.sock")
-	cfg, err := loadConfig(strings.NewReader(yaml+"\napi_socket: "+sock+"\nmetrics_address: 127.0.0.1:0\n"), "test")
+	return runDaemon(t, yaml+"\napi_socket: "+sock+"\nmetrics_address: 127.0.0.1:0\n"), api.NewClient(sock)
+}
+
+// runDaemon starts a daemon with the whole configuration yaml, closed when
+// the test ends.
+func runDaemon(t testing.TB, yaml string) *daemon {
+	t.Helper()
+	cfg, err := loadConfig(strings.NewReader(yaml), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +98,7 @@ func startDaemon(t testing.TB, yaml string) (*daemon, *api.Client) {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.close)
-	return d, api.NewClient(sock)
+	return d
 }
 
 func TestAPIPortsAndStats(t *testing.T) {

@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/rs/zerolog"
 )
 
 // TestMetricsOnUnixSocket: metrics_address unix:/path serves /metrics on a
@@ -22,18 +20,7 @@ func TestMetricsOnUnixSocket(t *testing.T) {
 	msock := filepath.Join(dir, "metrics.sock")
 	yaml := "api_socket: " + filepath.Join(dir, "xvsd.sock") + "\nmetrics_address: unix:" + msock + "\nmetrics_socket_mode: \"0640\"\n" +
 		"ports: [{name: a, type: memory, dev: m0, vsid: 5001}]"
-	cfg, err := loadConfig(strings.NewReader(yaml), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := newDaemon(cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.close)
+	runDaemon(t, yaml)
 	fi, err := os.Stat(msock)
 	if err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o640 {
 		t.Fatalf("metrics socket %v, %v: want a socket of mode 0640", fi, err)

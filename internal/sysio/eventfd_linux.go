@@ -80,8 +80,18 @@ func (e EventFD) Drain() error {
 // must not retry in a loop. The descriptor may be blocking or not: it is
 // read only once poll reported it readable.
 func (e EventFD) Wait(timeout time.Duration) (bool, error) {
-	pfd := [1]unix.PollFd{{Fd: int32(e), Events: unix.POLLIN}}
-	n, err := unix.Poll(pfd[:], int(timeout/time.Millisecond))
+	if ok, err := e.poll(unix.POLLIN, int(timeout/time.Millisecond)); !ok || err != nil {
+		return false, err
+	}
+	return true, e.Drain()
+}
+
+// poll waits up to ms milliseconds (0: not at all, <0: for ever) for ev
+// on e. EINTR and a timeout read as not ready; a descriptor in error,
+// hung up or not open is an error.
+func (e EventFD) poll(ev int16, ms int) (bool, error) {
+	pfd := [1]unix.PollFd{{Fd: int32(e), Events: ev}}
+	n, err := unix.Poll(pfd[:], ms)
 	switch {
 	case err == unix.EINTR:
 		return false, nil
@@ -92,7 +102,7 @@ func (e EventFD) Wait(timeout time.Duration) (bool, error) {
 	case pfd[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0:
 		return false, fmt.Errorf("poll eventfd %d: revents %#x", int(e), pfd[0].Revents)
 	}
-	return true, e.Drain()
+	return true, nil
 }
 
 // Close closes the descriptor.

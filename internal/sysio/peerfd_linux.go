@@ -76,20 +76,5 @@ func (e EventFD) TrySignal() error {
 	return e.Signal()
 }
 
-// ready polls e for ev without waiting. A descriptor in error or hung up
-// is an error; EINTR reads as not ready.
-func (e EventFD) ready(ev int16) (bool, error) {
-	pfd := [1]unix.PollFd{{Fd: int32(e), Events: ev}}
-	n, err := unix.Poll(pfd[:], 0)
-	switch {
-	case err == unix.EINTR:
-		return false, nil
-	case err != nil:
-		return false, newFDError("poll eventfd", int(e), err)
-	case n == 0:
-		return false, nil
-	case pfd[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0:
-		return false, newFDError("poll eventfd", int(e), unix.EBADF)
-	}
-	return true, nil
-}
+// ready polls e for ev without waiting: see poll.
+func (e EventFD) ready(ev int16) (bool, error) { return e.poll(ev, 0) }
